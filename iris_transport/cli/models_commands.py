@@ -1,0 +1,3 @@
+"""Commands that read IRIS messages: ``validate`` and ``schema``."""
+
+COMMANDS: list = []
