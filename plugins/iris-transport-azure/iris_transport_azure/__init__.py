@@ -1,0 +1,1 @@
+"""Azure Service Bus support for iris-transport, and a Service Bus emulator for tests."""

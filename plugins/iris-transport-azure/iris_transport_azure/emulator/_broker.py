@@ -1,0 +1,481 @@
+"""The Proton event handler that speaks Service Bus's dialect of AMQP 1.0.
+
+Every method here runs on the Proton container thread. An exception that
+escaped a handler method would stop the whole container, so each entry point
+is wrapped by ``_guarded``, which logs the error and closes only the
+connection it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+from urllib.parse import urlparse
+
+from proton import Condition, Connection, Delivery, Endpoint, Handler, Link, Message, Sender, Terminus, int32
+
+from iris_transport_azure.emulator import _management
+from iris_transport_azure.emulator._codec import MessageFormatError, MessageParts, owned, split_batch
+from iris_transport_azure.emulator._store import Entity, EntityNotFoundError, LockLostError, Outcome, Store
+
+logger = logging.getLogger(__name__)
+
+CBS_NODE = "$cbs"
+MANAGEMENT_SUFFIX = "/$management"
+DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
+LOCK_LOST_CONDITION = "com.microsoft:message-lock-lost"
+TICK_SECONDS = 0.1
+_INCOMING_CREDIT = 500
+
+
+@dataclasses.dataclass(eq=False)
+class _Consumer:
+    """A link on which a client receives from an entity."""
+
+    link: Sender
+    entity: Entity
+    receive_and_delete: bool
+    unsettled: dict[Delivery, uuid.UUID] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Node:
+    """What a client's sending link addresses: ``cbs``, ``management`` or ``entity``."""
+
+    kind: str
+    address: str
+    entity: Entity | None = None
+
+
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(method)
+    def wrapper(self: BrokerHandler, event: Any) -> None:
+        try:
+            method(self, event)
+        except Exception:
+            logger.exception("Emulator failed while handling %s; closing its connection", event.type)
+            connection = getattr(event, "connection", None)
+            if connection is not None:
+                connection.condition = Condition("amqp:internal-error", "The emulator failed; see its log.")
+                connection.close()
+
+    return wrapper
+
+
+def entity_path(address: str | None) -> str:
+    """Return the entity path of a link address: ``amqps://host:port/orders`` -> ``orders``."""
+    if not address:
+        return ""
+    if "://" in address:
+        address = urlparse(address).path
+    return address.strip("/")
+
+
+class BrokerHandler(Handler):
+    """Routes links, transfers and dispositions to the ``Store``."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.connections: set[Connection] = set()
+        self._consumers: dict[Entity, list[_Consumer]] = {}
+        self._consumer_by_link: dict[Link, _Consumer] = {}
+        self._nodes: dict[Link, _Node] = {}
+        self._reply_links: dict[tuple[Connection, str], Sender] = {}
+        self._tick_task: Any = None
+        self.stopping = False
+
+    # lifecycle
+
+    def on_reactor_init(self, event: Any) -> None:
+        self._tick_task = event.container.schedule(TICK_SECONDS, self)
+
+    @_guarded
+    def on_timer_task(self, event: Any) -> None:
+        if self.stopping:
+            return
+        for entity in self.store.all_entities():
+            if self.store.process_timers(entity):
+                self.dispatch(entity)
+        self._tick_task = event.container.schedule(TICK_SECONDS, self)
+
+    def on_emulator_call(self, event: Any) -> None:
+        """Run a function sent from another thread; its ``Future`` receives the result."""
+        function, future = event.subject
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function())
+        except BaseException as error:  # the caller's thread re-raises it
+            future.set_exception(error)
+
+    def cancel_ticks(self) -> None:
+        self.stopping = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            self._tick_task = None
+
+    # connections and sessions
+
+    @_guarded
+    def on_connection_remote_open(self, event: Any) -> None:
+        connection = event.connection
+        self.connections.add(connection)
+        if connection.state & Endpoint.LOCAL_UNINIT:
+            connection.open()
+        logger.info("Client connected from container %s", connection.remote_container)
+
+    @_guarded
+    def on_connection_remote_close(self, event: Any) -> None:
+        connection = event.connection
+        if connection.state & Endpoint.LOCAL_ACTIVE:
+            connection.close()
+        self._forget_connection(connection)
+
+    def on_transport_closed(self, event: Any) -> None:
+        if event.connection is not None:
+            self._forget_connection(event.connection)
+
+    def _forget_connection(self, connection: Connection) -> None:
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        for link in [link for link in self._nodes if link.connection == connection]:
+            del self._nodes[link]
+        for link in [link for link in self._consumer_by_link if link.connection == connection]:
+            self._remove_consumer(link)
+        for key in [key for key in self._reply_links if key[0] == connection]:
+            del self._reply_links[key]
+        logger.info("Client disconnected from container %s", connection.remote_container)
+
+    @_guarded
+    def on_session_remote_open(self, event: Any) -> None:
+        if event.session.state & Endpoint.LOCAL_UNINIT:
+            event.session.open()
+
+    @_guarded
+    def on_session_remote_close(self, event: Any) -> None:
+        if event.session.state & Endpoint.LOCAL_ACTIVE:
+            event.session.close()
+
+    # links
+
+    @_guarded
+    def on_link_remote_open(self, event: Any) -> None:
+        link = event.link
+        if not link.state & Endpoint.LOCAL_UNINIT:
+            return
+        try:
+            if link.is_sender:
+                self._open_outgoing(link)
+            else:
+                self._open_incoming(link)
+        except EntityNotFoundError as error:
+            logger.info("Refused link %s: %s", link.name, error)
+            self._refuse(link, "amqp:not-found", str(error))
+
+    def _open_incoming(self, link: Link) -> None:
+        address = link.remote_target.address or ""
+        path = entity_path(address)
+        if path.lower() == CBS_NODE:
+            node = _Node("cbs", path.lower())
+        elif path.lower().endswith(MANAGEMENT_SUFFIX):
+            entity = self.store.resolve(path[: -len(MANAGEMENT_SUFFIX)])
+            node = _Node("management", path.lower(), entity)
+        else:
+            entity = self.store.resolve(path)
+            node = _Node("entity", path.lower(), entity)
+            link.max_message_size = entity.options.max_message_size
+
+        self._nodes[link] = node
+        _copy_terminus(link.target, link.remote_target)
+        _copy_terminus(link.source, link.remote_source)
+        link.open()
+        link.flow(_INCOMING_CREDIT)
+        logger.debug("Attached sending link %s to %s", link.name, node.address)
+
+    def _open_outgoing(self, link: Sender) -> None:
+        address = link.remote_source.address or ""
+        path = entity_path(address)
+        _copy_terminus(link.source, link.remote_source)
+        _copy_terminus(link.target, link.remote_target)
+
+        if path.lower() == CBS_NODE or path.lower().endswith(MANAGEMENT_SUFFIX):
+            self._reply_links[(link.connection, path.lower())] = link
+            link.open()
+            return
+
+        entity = self.store.resolve(path)
+        receive_and_delete = link.remote_snd_settle_mode == Link.SND_SETTLED
+        link.snd_settle_mode = link.remote_snd_settle_mode
+        link.rcv_settle_mode = link.remote_rcv_settle_mode
+        link.max_message_size = entity.options.max_message_size
+        consumer = _Consumer(link, entity, receive_and_delete)
+        self._consumer_by_link[link] = consumer
+        self._consumers.setdefault(entity, []).append(consumer)
+        link.open()
+        logger.info(
+            "Attached receiving link %s to %s (%s)",
+            link.name,
+            entity.name,
+            "receive-and-delete" if receive_and_delete else "peek-lock",
+        )
+
+    def _refuse(self, link: Link, condition: str, description: str) -> None:
+        link.condition = Condition(condition, description)
+        link.open()
+        link.close()
+
+    @_guarded
+    def on_link_remote_close(self, event: Any) -> None:
+        link = event.link
+        if link.state & Endpoint.LOCAL_ACTIVE:
+            link.close()
+        self._forget_link(link)
+
+    @_guarded
+    def on_link_remote_detach(self, event: Any) -> None:
+        link = event.link
+        if link.state & Endpoint.LOCAL_ACTIVE:
+            link.detach()
+        self._forget_link(link)
+
+    def _forget_link(self, link: Link) -> None:
+        self._nodes.pop(link, None)
+        self._remove_consumer(link)
+        for key, reply_link in list(self._reply_links.items()):
+            if reply_link == link:
+                del self._reply_links[key]
+
+    def _remove_consumer(self, link: Link) -> None:
+        # Locks of unsettled deliveries stay until they expire, as in Service
+        # Bus; the messages are then delivered again.
+        consumer = self._consumer_by_link.pop(link, None)
+        if consumer is None:
+            return
+        consumers = self._consumers.get(consumer.entity, [])
+        if consumer in consumers:
+            consumers.remove(consumer)
+        consumer.unsettled.clear()
+        logger.info("Detached receiving link %s from %s", link.name, consumer.entity.name)
+
+    @_guarded
+    def on_link_flow(self, event: Any) -> None:
+        consumer = self._consumer_by_link.get(event.link)
+        if consumer is not None:
+            self.dispatch(consumer.entity)
+
+    # deliveries
+
+    @_guarded
+    def on_delivery(self, event: Any) -> None:
+        delivery = event.delivery
+        if event.link.is_receiver:
+            self._on_transfer(event.link, delivery)
+        else:
+            self._on_outcome(delivery)
+
+    def _on_transfer(self, link: Link, delivery: Delivery) -> None:
+        if delivery.aborted:
+            delivery.settle()
+            return
+        if delivery.partial or not delivery.readable:
+            return
+        payload = bytes(link.recv(delivery.pending) or b"")
+        link.advance()
+
+        node = self._nodes.get(link)
+        if node is None:
+            delivery.settle()
+        elif node.kind == "entity":
+            self._accept_messages(link, delivery, node.entity, payload)  # type: ignore[arg-type]
+        else:
+            self._answer_request(link, delivery, node, payload)
+
+        if link.credit < _INCOMING_CREDIT // 2:
+            link.flow(_INCOMING_CREDIT - link.credit)
+
+    def _accept_messages(self, link: Link, delivery: Delivery, entity: Entity, payload: bytes) -> None:
+        if len(payload) > entity.options.max_message_size:
+            _settle(
+                delivery,
+                Delivery.REJECTED,
+                Condition(
+                    "amqp:link:message-size-exceeded",
+                    f"The message is {len(payload)} bytes; {entity.name} accepts at most "
+                    f"{entity.options.max_message_size}.",
+                ),
+            )
+            return
+        try:
+            encoded_messages = split_batch(payload) or [payload]
+            messages = [MessageParts.parse(encoded) for encoded in encoded_messages]
+        except MessageFormatError as error:
+            _settle(delivery, Delivery.REJECTED, Condition("amqp:decode-error", str(error)))
+            return
+
+        for parts in messages:
+            self.store.enqueue(entity, parts)
+        _settle(delivery, Delivery.ACCEPTED)
+        self.dispatch(entity)
+
+    def _answer_request(self, link: Link, delivery: Delivery, node: _Node, payload: bytes) -> None:
+        request = Message()
+        try:
+            request.decode(payload)
+        except Exception as error:  # Proton's MessageException carries no public base to narrow to
+            _settle(delivery, Delivery.REJECTED, Condition("amqp:decode-error", str(error)))
+            return
+        _settle(delivery, Delivery.ACCEPTED)
+
+        properties = owned(dict(request.properties or {}))
+        if node.kind == "cbs":
+            # The emulator accepts every token: it checks no signatures.
+            reply_properties = {"status-code": int32(202), "status-description": "Accepted"}
+            reply_body = None
+        else:
+            operation = str(properties.get("operation", ""))
+            reply = _management.execute(self.store, node.entity, operation, owned(request.body))  # type: ignore[arg-type]
+            logger.debug("Management %s on %s: %d", operation, node.entity.name, reply.status_code)  # type: ignore[union-attr]
+            reply_properties = _management.reply_properties(reply)
+            reply_body = reply.body
+            self.dispatch(node.entity)  # type: ignore[arg-type]
+
+        self._send_reply(link.connection, node.address, request, reply_properties, reply_body)
+
+    def _send_reply(
+        self, connection: Connection, address: str, request: Message, properties: dict, body: Any
+    ) -> None:
+        reply_link = self._reply_links.get((connection, address))
+        if reply_link is None:
+            logger.warning("No reply link is attached for %s; the reply was dropped", address)
+            return
+        reply = Message(body=body, properties=properties, correlation_id=request.id)
+        delivery = reply_link.send(reply)
+        delivery.settle()
+
+    def _on_outcome(self, delivery: Delivery) -> None:
+        consumer = self._consumer_by_link.get(delivery.link)
+        lock_token = consumer.unsettled.pop(delivery, None) if consumer else None
+        state = delivery.remote_state
+        if lock_token is None or consumer is None:
+            if state in _TERMINAL_STATES or delivery.settled:
+                delivery.settle()
+            return
+        if state not in _TERMINAL_STATES:
+            consumer.unsettled[delivery] = lock_token
+            return
+
+        outcome, reason, description = _outcome_of(delivery)
+        try:
+            self.store.settle(lock_token, outcome, reason=reason, description=description)
+        except LockLostError as error:
+            if outcome is Outcome.RELEASE:
+                delivery.settle()
+                return
+            logger.debug("Settlement of an expired lock was rejected: %s", error)
+            _settle(delivery, Delivery.REJECTED, Condition(LOCK_LOST_CONDITION, str(error)))
+            return
+
+        if state == Delivery.MODIFIED:
+            delivery.local.failed = delivery.remote.failed
+            delivery.local.undeliverable = delivery.remote.undeliverable
+        # The SDK waits for the outcome it sent to come back, settled; a
+        # dead-letter is echoed as rejected without its condition.
+        _settle(delivery, state)
+        self.dispatch(consumer.entity)
+
+    # dispatch
+
+    def dispatch(self, entity: Entity) -> None:
+        """Send available messages of ``entity`` to its consumers while they have credit."""
+        consumers = self._consumers.get(entity)
+        if not consumers:
+            return
+
+        exhausted = False
+        while not exhausted:
+            ready = [consumer for consumer in consumers if consumer.link.credit > 0]
+            if not ready:
+                break
+            for consumer in ready:
+                message = self.store.receive(entity, peek_lock=not consumer.receive_and_delete)
+                if message is None:
+                    exhausted = True
+                    break
+                self._deliver(consumer, message)
+            # Rotate so that the next dispatch starts with another consumer.
+            consumers.append(consumers.pop(0))
+
+        for consumer in consumers:
+            if consumer.link.drain_mode and consumer.link.credit > 0 and not entity.has_available():
+                consumer.link.drained()
+
+    def _deliver(self, consumer: _Consumer, message: Any) -> None:
+        token = uuid.uuid4() if consumer.receive_and_delete else message.lock_token
+        link = consumer.link
+        delivery = link.delivery(token.bytes_le)
+        link.stream(message.encode(delivered=True))
+        link.advance()
+        if consumer.receive_and_delete:
+            delivery.settle()
+        else:
+            consumer.unsettled[delivery] = token
+
+    # test hooks
+
+    def drop_connections(self) -> int:
+        """Close every client connection's transport without an AMQP close frame."""
+        count = 0
+        for connection in list(self.connections):
+            transport = connection.transport
+            if transport is not None:
+                transport.close_tail()
+                transport.close_head()
+                count += 1
+            self._forget_connection(connection)
+        logger.info("Dropped %d client connections", count)
+        return count
+
+    def close_connections(self) -> None:
+        """Close every client connection with an AMQP close frame."""
+        for connection in list(self.connections):
+            if connection.state & Endpoint.LOCAL_ACTIVE:
+                connection.condition = Condition("amqp:connection:forced", "The emulator is stopping.")
+                connection.close()
+
+
+_TERMINAL_STATES = (Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED)
+
+
+def _outcome_of(delivery: Delivery) -> tuple[Outcome, str | None, str | None]:
+    state = delivery.remote_state
+    if state == Delivery.ACCEPTED:
+        return Outcome.COMPLETE, None, None
+    if state == Delivery.RELEASED:
+        return Outcome.RELEASE, None, None
+    if state == Delivery.MODIFIED:
+        return (Outcome.DEFER if delivery.remote.undeliverable else Outcome.ABANDON), None, None
+
+    condition = delivery.remote.condition
+    if condition is not None and condition.name == DEAD_LETTER_CONDITION:
+        info = condition.info or {}
+        return Outcome.DEAD_LETTER, info.get("DeadLetterReason"), info.get("DeadLetterErrorDescription")
+    # A plain rejection dead-letters the message too, naming the condition.
+    return Outcome.DEAD_LETTER, condition.name if condition else None, condition.description if condition else None
+
+
+def _settle(delivery: Delivery, state: Any, condition: Condition | None = None) -> None:
+    if condition is not None:
+        delivery.local.condition = condition
+    delivery.update(state)
+    delivery.settle()
+
+
+def _copy_terminus(local: Terminus, remote: Terminus) -> None:
+    local.address = remote.address

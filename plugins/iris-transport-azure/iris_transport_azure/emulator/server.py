@@ -1,0 +1,225 @@
+"""The emulator's public face: start, stop, configure queues, drop connections."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from proton import Handler
+from proton.reactor import ApplicationEvent, Container, EventInjector
+
+from iris_transport_azure.emulator._broker import BrokerHandler
+from iris_transport_azure.emulator._store import QueueOptions, Store
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The key and key name are fixed placeholders: the emulator accepts any token.
+CONNECTION_STRING_TEMPLATE = (
+    "Endpoint=sb://{host}:{port};SharedAccessKeyName=RootManageSharedAccessKey;"
+    "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
+)
+
+
+class EmulatorError(RuntimeError):
+    """The emulator failed to start, stop or run a request in time."""
+
+
+class _ListeningContainer(Container):
+    """A Proton container that records the sockets its acceptors listen on.
+
+    Proton's acceptor does not report the port it bound, which port 0
+    needs. Every acceptor registers its listening socket through
+    ``selectable``, so the socket is recorded there.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__(handler)
+        self.listening_sockets: list[socket.socket] = []
+
+    def selectable(self, handler: Any = None, delegate: Any = None) -> Any:
+        if isinstance(delegate, socket.socket) and delegate.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            self.listening_sockets.append(delegate)
+        return super().selectable(handler, delegate)
+
+
+class ServiceBusEmulator:
+    """An Azure Service Bus emulator serving queues over AMQP 1.0 without TLS.
+
+    Run it in a background thread with ``start()``/``stop()`` (or as a
+    context manager), or in the calling thread with ``serve_forever()``.
+    ``queues`` are created at start, by name or as a mapping of name to
+    ``QueueOptions``; with ``auto_create_queues`` any other name is created
+    on first use with ``default_queue_options``, and without it an unknown
+    entity is refused with ``amqp:not-found``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        queues: Iterable[str] | Mapping[str, QueueOptions] = (),
+        auto_create_queues: bool = True,
+        default_queue_options: QueueOptions | None = None,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._store = Store(default_options=default_queue_options or QueueOptions(), auto_create=auto_create_queues)
+        initial = queues.items() if isinstance(queues, Mapping) else ((name, None) for name in queues)
+        for name, options in initial:
+            self._store.create_queue(name, options)
+
+        self._handler = BrokerHandler(self._store)
+        self._container: _ListeningContainer | None = None
+        self._injector: EventInjector | None = None
+        self._acceptor: Any = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port; known once the emulator has started."""
+        if self._port is None:
+            raise EmulatorError("the emulator has not started: call start() first")
+        return self._port
+
+    @property
+    def connection_string(self) -> str:
+        """A Service Bus connection string for this emulator, as the official SDK accepts it."""
+        return CONNECTION_STRING_TEMPLATE.format(host=self.host, port=self.port)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = 10.0) -> ServiceBusEmulator:
+        """Start serving in a background thread and wait until the port is bound."""
+        if self._thread is not None:
+            raise EmulatorError("the emulator was already started; create a new one to start again")
+        self._thread = threading.Thread(target=self._run, name="servicebus-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise EmulatorError(f"the emulator did not start within {timeout} seconds")
+        if self._startup_error is not None:
+            raise EmulatorError(f"the emulator failed to start: {self._startup_error}") from self._startup_error
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until ``stop()`` is called from another thread or Ctrl+C."""
+        self._thread = threading.current_thread()
+        self._run()
+
+    def _run(self) -> None:
+        container = _ListeningContainer(self._handler)
+        self._container = container
+        try:
+            self._acceptor = container.listen(f"{self.host}:{self._requested_port}")
+            self._injector = EventInjector()
+            container.selectable(self._injector)
+            self._port = container.listening_sockets[-1].getsockname()[1]
+        except (OSError, IndexError) as error:
+            self._startup_error = error
+            self._ready.set()
+            return
+
+        logger.info("Service Bus emulator listening on %s:%d", self.host, self._port)
+        self._ready.set()
+        try:
+            container.run()
+        except KeyboardInterrupt:
+            logger.info("Service Bus emulator interrupted")
+        finally:
+            logger.info("Service Bus emulator stopped")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection, stop serving and wait for the thread to end."""
+        if self._thread is None or not self._thread.is_alive() or self._injector is None:
+            return
+        try:
+            self.call(self._shutdown, timeout=timeout)
+        except EmulatorError:
+            logger.warning("The emulator did not accept the stop request within %s seconds", timeout)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise EmulatorError(f"the emulator thread did not end within {timeout} seconds")
+
+    def _shutdown(self) -> None:
+        self._handler.cancel_ticks()
+        self._handler.close_connections()
+        if self._acceptor is not None:
+            self._acceptor.close()
+        if self._injector is not None:
+            self._injector.close()
+        # Give the close frames a moment to leave before the container stops.
+        assert self._container is not None
+        self._container.schedule(0.2, _StopTask(self._container, self._handler))
+
+    def __enter__(self) -> ServiceBusEmulator:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # requests from other threads
+
+    def call(self, function: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run ``function`` on the emulator's thread and return its result.
+
+        All broker state belongs to that thread; this is the only safe way
+        to read or change it from outside.
+        """
+        if self._injector is None or not self.running:
+            raise EmulatorError("the emulator is not running")
+        if self._thread is threading.current_thread():
+            return function()
+        future: Future[T] = Future()
+        self._injector.trigger(ApplicationEvent("emulator_call", subject=(function, future)))
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise EmulatorError(f"the emulator did not run the request within {timeout} seconds") from None
+
+    def create_queue(self, name: str, **options: Any) -> None:
+        """Create a queue; ``options`` are ``QueueOptions`` fields, e.g. ``lock_duration=2``."""
+        queue_options = QueueOptions(**options) if options else None
+        if not self.running:
+            self._store.create_queue(name, queue_options)
+            return
+        self.call(lambda: self._store.create_queue(name, queue_options))
+
+    def drop_connections(self) -> int:
+        """Close every client connection abruptly, without an AMQP close; returns how many."""
+        return self.call(self._handler.drop_connections)
+
+    def message_count(self, name: str) -> int:
+        """Return how many messages an entity holds in any state (active, locked, deferred, scheduled)."""
+        return self.call(lambda: len(self._store.resolve(name).messages))
+
+
+class _StopTask(Handler):
+    def __init__(self, container: Container, handler: BrokerHandler) -> None:
+        super().__init__()
+        self._container = container
+        self._handler = handler
+
+    def on_timer_task(self, event: Any) -> None:
+        for connection in list(self._handler.connections):
+            transport = connection.transport
+            if transport is not None:
+                transport.close_tail()
+                transport.close_head()
+        self._container.stop()
