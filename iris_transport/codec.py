@@ -133,6 +133,7 @@ def message_decoder(parse: Callable[[bytes], T]) -> Callable[[ReceivedMessage], 
 def decode_model(message: ReceivedMessage) -> Any:
     """Decode a received message into the IRIS model its body describes.
 
+    Returns ``(kind, model)`` as ``iris_transport.models.parse_message`` does.
     Raises ``DecodeError`` for undecodable bodies and
     ``MessageValidationError`` for bodies that fail their model.
     """
