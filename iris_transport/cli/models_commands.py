@@ -41,7 +41,7 @@ def validate(file: click.utils.LazyFile, kind: str | None) -> None:
     every problem with its field path. Field values are never printed.
     """
     data = file.read()
-    name = file.name
+    name = getattr(file, "name", "-")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnknownCodeWarning)

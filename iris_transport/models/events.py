@@ -43,7 +43,7 @@ class EventBase(IrisModel):
     error_message: Optional[str] = None
     """Details of the failure when ``success`` is false; may be absent."""
     result_object_type: Optional[str] = None
-    version: Optional[str] = IRIS_VERSION
+    version: str = IRIS_VERSION
 
     @property
     def local_id(self) -> Optional[str]:

@@ -17,8 +17,8 @@ GRADING_SUBMISSION_SCHEMA_URL = f"{SCHEMA_URL_BASE}grading-submission.schema.{IR
 class GradingSubmission(IrisModel):
     """Grader choices for each eye of one order, sent on the ``gradings`` queue."""
 
-    schema_url: Optional[str] = Field(default=GRADING_SUBMISSION_SCHEMA_URL, alias="$schema")
-    version: Optional[str] = IRIS_VERSION
+    schema_url: str = Field(default=GRADING_SUBMISSION_SCHEMA_URL, alias="$schema")
+    version: str = IRIS_VERSION
     od: Optional[EyeGrading] = Field(default=None, alias="OD")
     """Right eye."""
     os: Optional[EyeGrading] = Field(default=None, alias="OS")

@@ -117,7 +117,7 @@ class Order(IrisModel):
         # IRIS's own client libraries and its published example send the bare
         # code; the Order table describes a CPT object.
         if isinstance(value, str):
-            return {"Code": value} if value.strip() else None
+            return {"Code": value}
         return value
 
     @field_serializer("cpt_code", mode="wrap")
@@ -132,8 +132,8 @@ class Order(IrisModel):
 class OrderRequest(IrisModel):
     """An order operation sent to IRIS on the ``orders`` queue."""
 
-    schema_url: Optional[str] = Field(default=ORDER_REQUEST_SCHEMA_URL, alias="$schema")
-    version: Optional[str] = IRIS_VERSION
+    schema_url: str = Field(default=ORDER_REQUEST_SCHEMA_URL, alias="$schema")
+    version: str = IRIS_VERSION
     user_name_submitting: Optional[str] = None
     order_control_code: Optional[Option[OrderControlCode]] = None
     client_guid: Optional[Guid] = None

@@ -187,8 +187,8 @@ class ResultCameraOperator(IrisModel):
 class OrderResult(IrisModel):
     """Results of a graded order, with its report."""
 
-    schema_url: Optional[str] = Field(default=ORDER_RESULT_SCHEMA_URL, alias="$schema")
-    version: Optional[str] = IRIS_VERSION
+    schema_url: str = Field(default=ORDER_RESULT_SCHEMA_URL, alias="$schema")
+    version: str = IRIS_VERSION
     timestamp: Optional[Timestamp] = None
     transaction_id: Optional[Guid] = None
     result_code: Optional[Option[ResultCode]] = None
