@@ -354,14 +354,15 @@ class LocalTransport(Transport):
     def _claim(self, max_messages: int) -> list[ReceivedMessage]:
         connection = self._connect()
         now = _now_us()
-        if not self._has_due_rows(connection, now):
+        # A dead-letter reader sweeps the main queue too, so that expired and
+        # exhausted messages show up even when no consumer polls the main queue.
+        if not self.is_dead_letter and not self._has_due_rows(connection, now):
             return []
 
         lock_until = now + _to_microseconds(self.settings.lock_duration)
         received = []
         with _write_transaction(connection):
-            if not self.is_dead_letter:
-                self._dead_letter_due_rows(connection, now)
+            self._dead_letter_due_rows(connection, now)
             rows = connection.execute(
                 _SELECT_READY, {"queue": self.entity, "now": now, "limit": max_messages}
             ).fetchall()
