@@ -46,8 +46,8 @@ JSON_CONTENT_TYPE = "application/json"
 
 SERIALIZATION_NAMESPACE = "http://schemas.microsoft.com/2003/10/Serialization/"
 
-# A JSON string inside a JSON string inside a JSON string is the deepest
-# wrapping seen from real senders; deeper nesting is rejected as malformed.
+# A document wrapped in up to two JSON strings is accepted. Deeper nesting is
+# rejected as malformed.
 _MAX_WRAPPING_DEPTH = 3
 
 _BOMS = (
@@ -94,9 +94,9 @@ def encode_json_message(
 ) -> OutgoingMessage:
     """Build an ``OutgoingMessage`` carrying a canonical UTF-8 JSON document.
 
-    The body is sent as given, with content type ``application/json``; a
-    leading UTF-8 byte order mark is removed because JSON senders must not
-    add one (RFC 8259, section 8.1).
+    The body is sent as given, with content type ``application/json``. A
+    leading UTF-8 byte order mark is removed, because RFC 8259 (section 8.1)
+    forbids JSON senders to add one.
     """
     if not isinstance(json_bytes, (bytes, bytearray)):
         raise TypeError(f"json_bytes must be bytes, not {type(json_bytes).__name__}")
@@ -319,11 +319,11 @@ def _decode_base64(content: str) -> bytes:
 # The .NET DataContract body, as .NET Binary XML ([MC-NBFX])
 #
 # DataContractSerializer writes a string as one element without a prefix
-# (ShortElement record 0x40, name "string"), its namespace declaration
-# (ShortXmlnsAttribute record 0x08), then the text as one or more text
-# records, the last of which carries the end of the element (record type + 1)
-# unless an EndElement record (0x01) follows. Names are length-prefixed with
-# a 7-bit variable-length integer; text lengths are 1, 2 or 4 bytes, little-endian.
+# (ShortElement record 0x40, name "string") and its namespace declaration
+# (ShortXmlnsAttribute record 0x08). The text follows as one or more text
+# records. The last one marks the end of the element by an odd record type
+# (type + 1), or an EndElement record (0x01) follows it. Names carry a 7-bit
+# variable-length length prefix. Text lengths are 1, 2 or 4 bytes, little-endian.
 
 _SHORT_ELEMENT = 0x40
 _SHORT_XMLNS_ATTRIBUTE = 0x08

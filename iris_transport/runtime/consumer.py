@@ -79,7 +79,6 @@ class _Delivery:
     message: ReceivedMessage
     received_at: float
     renewal: asyncio.Task[None] | None = None
-    lock_lost: bool = False
 
     def stop_renewal(self) -> None:
         if self.renewal is not None:
@@ -95,8 +94,8 @@ class Consumer(Generic[T]):
     """Receive from one transport and run ``handler`` on each decoded message.
 
     ``decode(message)`` turns a ``ReceivedMessage`` into the value passed to
-    ``handler`` (the message itself when ``decode`` is None); it may be sync
-    (run on a worker thread) or async. Up to ``concurrency`` handlers run at
+    ``handler``, which is the message itself when ``decode`` is None. A sync
+    ``decode`` runs on a worker thread, and an async one on the event loop. Up to ``concurrency`` handlers run at
     once, and up to ``prefetch`` more messages are held ready. ``dedup`` and
     ``dedup_key`` turn deduplication on: ``dedup_key(decoded)`` returns the
     key (for IRIS, the TransactionId) or None to skip deduplication for that
@@ -548,7 +547,6 @@ class Consumer(Generic[T]):
             try:
                 expiry = await self.transport.extend_lock(message)
             except LockLostError:
-                delivery.lock_lost = True
                 logger.warning(
                     "Lock of message %s (delivery %d) was lost while it was being handled; "
                     "the broker will deliver it again",
@@ -725,7 +723,7 @@ def _is_async_callable(function: Callable[..., Any]) -> bool:
 
 
 def _next_renewal_interval(expiry: datetime | None, default: float) -> float:
-    """Renew again at half the time the broker says the lock has left."""
+    """Return the seconds until the next renewal: half the time left on the lock the broker reported."""
     if expiry is None:
         return default
     if expiry.tzinfo is None:

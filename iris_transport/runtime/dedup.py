@@ -1,9 +1,8 @@
 """Deduplication stores: remember which message keys (TransactionIds) were handled.
 
 Brokers deliver at least once, so the same IRIS message can arrive twice. The
-consumer asks a store to ``claim`` a key before calling the handler, then
-``confirm``s it after the handler returns or ``release``s it after the
-handler raises. A key that is claimed or confirmed already is a duplicate,
+consumer calls ``claim`` on a key before calling the handler. It calls
+``confirm`` after the handler returns and ``release`` after the handler raises. A key that is claimed or confirmed already is a duplicate,
 and the consumer completes that message without calling the handler.
 
 A claim expires after ``claim_timeout`` seconds so that a consumer that died
@@ -34,7 +33,7 @@ DEFAULT_CLAIM_TIMEOUT = 600.0
 
 @runtime_checkable
 class DeduplicationStore(Protocol):
-    """What the consumer needs from a deduplication store."""
+    """The interface a deduplication store offers the consumer."""
 
     async def claim(self, key: str) -> bool:
         """Mark ``key`` as being handled; return False when it is claimed or confirmed already."""
@@ -56,7 +55,7 @@ def _check_durations(ttl: float, claim_timeout: float) -> None:
 class MemoryDeduplicationStore:
     """A deduplication store in this process's memory, bounded by age and count.
 
-    It protects one consumer process only and forgets everything on restart.
+    It protects one consumer process only, and its keys are lost on restart.
     When it holds ``max_size`` keys, the least recently updated key is
     evicted first, even if it is not expired yet.
     """
@@ -112,8 +111,8 @@ class MemoryDeduplicationStore:
 
     def _purge_expired(self, now: float) -> None:
         # Entries are ordered by last update, not by expiry, so this stops at
-        # the first live entry; a later expired entry goes when its key is
-        # claimed again or when max_size evicts it.
+        # the first live entry. A later expired entry is removed when its key
+        # is claimed again or when max_size evicts it.
         while self._entries:
             key, (_, expires_at) = next(iter(self._entries.items()))
             if expires_at > now:

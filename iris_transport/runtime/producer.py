@@ -3,10 +3,10 @@
 Every message is checked against ``capabilities.max_message_bytes`` before
 anything is sent, so a list with one oversized message sends nothing.
 
-Sizes are estimates, because each broker encodes messages its own way: a
-message counts as its body, the UTF-8 length of its id, correlation id,
-subject, content type and ordering key, and the length of each application
-property name and value (8 bytes for a number, 1 for a boolean). Inside a
+Sizes are estimates, because each broker encodes messages its own way. A
+message counts as its body plus the UTF-8 length of its id, correlation id,
+subject, content type and ordering key. Each application property adds the
+length of its name and value, where a number counts 8 bytes and a boolean 1. Inside a
 batch each message costs ``BATCH_MESSAGE_OVERHEAD_BYTES`` more, and each batch
 ``BATCH_OVERHEAD_BYTES`` more, for the broker's framing. Both overheads are
 deliberately generous: an AMQP batch frames each message in well under
@@ -125,9 +125,9 @@ class Producer:
         """Send messages in order, in as few broker requests as the backend's limits allow.
 
         Every size is checked before the first send. When a batch fails, the
-        batches before it have been sent and the error is raised; resending
-        the whole list is safe when the messages carry a ``message_id``
-        and the receivers deduplicate.
+        error is raised and the batches before it stay sent. Resending the
+        whole list is then safe if the messages carry a ``message_id`` and
+        the receivers deduplicate.
         """
         for batch in plan_batches(messages, self.transport.capabilities, self.transport.backend_name):
             if len(batch) == 1:

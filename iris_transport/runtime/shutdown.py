@@ -1,4 +1,4 @@
-"""Signal handling for graceful shutdown, and running sync handlers on threads that cannot block exit."""
+"""Signal handling for graceful shutdown, and daemon threads for sync handlers so that a stuck one cannot delay exit."""
 
 from __future__ import annotations
 
