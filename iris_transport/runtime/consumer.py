@@ -98,8 +98,8 @@ class Consumer(Generic[T]):
     ``decode`` runs on a worker thread, and an async one on the event loop. Up to ``concurrency`` handlers run at
     once, and up to ``prefetch`` more messages are held ready. ``dedup`` and
     ``dedup_key`` turn deduplication on: ``dedup_key(decoded)`` returns the
-    key (for IRIS, the TransactionId) or None to skip deduplication for that
-    message.
+    key (for IRIS, the TransactionId, converted with ``str``) or None to skip
+    deduplication for that message.
 
     Handler exception messages become dead-letter descriptions, which anyone
     with access to the dead-letter queue can read, so they must not contain
@@ -122,7 +122,7 @@ class Consumer(Generic[T]):
         lock_renewal: bool = True,
         max_lock_renewal: float | None = None,
         dedup: DeduplicationStore | None = None,
-        dedup_key: Callable[[T], str | None] | None = None,
+        dedup_key: Callable[[T], object | None] | None = None,
         shutdown_timeout: float = 30.0,
         receive_wait: float = 5.0,
         include_exception_message: bool = True,
@@ -380,7 +380,8 @@ class Consumer(Generic[T]):
         key: str | None = None
         if self.dedup is not None and self.dedup_key is not None:
             try:
-                key = self.dedup_key(decoded)
+                raw_key = self.dedup_key(decoded)
+                key = None if raw_key is None else str(raw_key)
                 if key is not None and not await self.dedup.claim(key):
                     logger.info(
                         "Message %s (delivery %d) is a duplicate of key %s: completing it without handling",

@@ -131,13 +131,14 @@ async def test_exception_message_left_out_on_request(make_transport):
     assert dead[0].application_properties.get("DeadLetterErrorDescription") is None
 
 
-async def test_undecodable_body_dead_lettered_at_once(make_transport):
+async def test_undecodable_body_dead_lettered_at_once(make_transport, caplog):
     await send_all(make_transport(), OutgoingMessage(body=b'{"TransactionId": "tx-1",\n "Patient" }', message_id="bad"))
     calls: list[object] = []
     decode = message_decoder(json.loads)
     consumer = make_consumer(make_transport(), calls.append, decode=decode, max_attempts=5)
     dead: list[ReceivedMessage] = []
 
+    caplog.set_level(logging.INFO, logger="iris_transport.runtime.consumer")
     task = asyncio.create_task(consumer.run())
     try:
         for _ in range(200):
@@ -149,6 +150,7 @@ async def test_undecodable_body_dead_lettered_at_once(make_transport):
     await task
 
     assert calls == []
+    assert "retrying" not in caplog.text
     assert len(dead) == 1
     assert dead[0].application_properties["DeadLetterReason"] == "DecodeError"
     description = dead[0].application_properties["DeadLetterErrorDescription"]
@@ -434,3 +436,31 @@ def test_consumer_warns_when_broker_dead_letters_first(make_transport, caplog):
         Consumer(make_transport(max_delivery_count=3), print, max_attempts=5)
 
     assert "more than the local backend's max delivery count of 3" in caplog.text
+
+
+async def test_handlers_run_up_to_concurrency(make_transport):
+    await send_all(make_transport(), *(json_message(f"tx-{i}") for i in range(6)))
+    # Each group of three handlers waits for all three to arrive, which only
+    # happens if three run at the same time.
+    barrier = threading.Barrier(3, timeout=30)
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+    handled: list[str] = []
+
+    def handler(document: dict) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        barrier.wait()
+        with lock:
+            running -= 1
+            handled.append(document["TransactionId"])
+
+    consumer = make_consumer(make_transport(), handler, concurrency=3, prefetch=2)
+    await run_until(consumer, lambda: len(handled) == 6)
+
+    assert sorted(handled) == [f"tx-{i}" for i in range(6)]
+    assert peak == 3
+    assert await drain(make_transport()) == []
