@@ -13,8 +13,8 @@ import pytest
 from iris_transport.backends.local import LocalSettings, LocalTransport
 from iris_transport.transport import OutgoingMessage, ReceivedMessage
 
-# Short enough to expire within a test, long enough that a loaded 2-core
-# machine still renews before expiry (renewal runs at half of it).
+# Short enough to expire within a test, and long enough that a loaded machine
+# still renews in time, because renewal runs at half of it.
 LOCK_DURATION = 2.0
 
 

@@ -55,7 +55,7 @@ async def dead_letters(make_transport: Callable[..., LocalTransport]) -> list[Re
     return await drain(make_transport().dead_letter_transport())
 
 
-async def test_handler_raising_twice_completes_on_third_delivery(make_transport):
+async def test_handler_failing_twice_then_completes(make_transport):
     await send_all(make_transport(), json_message("tx-1"))
     deliveries: list[int] = []
     completed = threading.Event()
@@ -232,7 +232,7 @@ async def test_duplicate_transaction_id_handled_once_in_sqlite(make_transport, t
 
 
 class CountingStore:
-    """Counts the claims a real store answered, so a test can wait for the duplicate."""
+    """Count the claims a real store has returned, so a test can wait for the duplicate."""
 
     def __init__(self, store) -> None:
         self.store = store
@@ -397,7 +397,7 @@ async def test_permanent_receive_error_stops_consumer(make_transport, tmp_path):
         await asyncio.wait_for(consumer.run(), 30)
 
 
-async def test_sync_consumer_runs_and_stops_from_another_thread(make_transport):
+async def test_sync_consumer_stops_from_another_thread(make_transport):
     await send_all(make_transport(), json_message("tx-1"), json_message("tx-2"))
     handled: list[str] = []
     consumer = SyncConsumer(

@@ -54,7 +54,7 @@ async def test_send_many_splits_by_bytes(settings, make_transport):
     async with Producer(transport) as producer:
         await producer.send_many([message(i, 1000) for i in range(5)])
 
-    # Two messages fill a batch; the last one goes alone through send(), which
+    # Two messages fill a batch. The fifth goes alone through send(), which
     # the local backend implements as a batch of one.
     assert transport.requests == [2, 2, 1]
     assert len(await drain(make_transport())) == 5
