@@ -4,8 +4,8 @@ Reading is tolerant and writing is canonical. Each field type below accepts
 the forms real IRIS senders produce and writes exactly one form:
 
 - ``Timestamp`` (IRIS ``DateTimeOffset``): ISO 8601 with 0 to 9 fractional
-  digits, rounded to microseconds; a value without an offset is taken as UTC;
-  ``""`` reads as absent. Written as ISO 8601 with an offset.
+  digits, rounded to microseconds. A value without an offset is taken as UTC,
+  and ``""`` reads as absent. Written as ISO 8601 with an offset.
 - ``LocalDateTime`` (IRIS ``datetime``, local to the exam location): ISO 8601
   or US ``M/D/YYYY`` with an optional time. Written as ISO 8601, with an
   offset only when it has one, because IRIS gives this field no time zone.
@@ -51,7 +51,7 @@ class IrisModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
         extra="allow",
-        # Titles generated from field names ("Localid") help nobody in a schema.
+        # Schema titles are the IRIS names, not pydantic's default ("Localid").
         field_title_generator=lambda name, info: info.alias or to_pascal(name),
     )
 

@@ -117,12 +117,10 @@ def decode_error_for(data: bytes | str) -> DecodeError:
     try:
         json.loads(data)
     except UnicodeDecodeError:
-        return DecodeError("message body is not UTF-8 text")
+        return DecodeError("invalid message body: not UTF-8 text")
     except json.JSONDecodeError as err:
-        return DecodeError(
-            f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}",
-            line=err.lineno,
-            column=err.colno,
-        )
-    # The Python parser accepted what pydantic's parser rejected (NaN, for one).
-    return DecodeError("invalid JSON: the body is not strict JSON")
+        line, column, reason = err.lineno, err.colno, err.msg
+    else:
+        # The Python parser accepted what pydantic's parser rejected (NaN, for one).
+        return DecodeError("invalid JSON: the body is not strict JSON")
+    return DecodeError(f"invalid JSON at line {line} column {column}: {reason}", line=line, column=column)

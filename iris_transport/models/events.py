@@ -75,7 +75,7 @@ class OrderCancelled(EventBase):
 
     @property
     def succeeded(self) -> bool:
-        """Always True: IRIS says to ignore Success and ErrorMessage on this event."""
+        """Always True, because IRIS documents that Success and ErrorMessage are to be ignored on this event."""
         return True
 
 

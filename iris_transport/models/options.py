@@ -29,7 +29,7 @@ __all__ = [
 
 
 class OrderControlCode(str, Enum):
-    """The operation an OrderRequest asks for."""
+    """The operation an OrderRequest requests."""
 
     NEW = "NW"
     CHANGE = "XO"

@@ -1,4 +1,4 @@
-"""OrderRequest: the message that creates (NW), changes (XO), cancels (CA) an order or asks for its results again."""
+"""OrderRequest: the message that creates (NW), changes (XO) or cancels (CA) an order, or requests its results again (ResendResult)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ ORDER_REQUEST_SCHEMA_URL = f"{SCHEMA_URL_BASE}order-submission.schema.{IRIS_VERS
 
 
 class AzureBlobStorage(IrisModel):
-    """Where IRIS fetches an image: a blob container and a file name in it."""
+    """Location of an image in Azure Blob Storage: a container and a file name in it."""
 
     container: Optional[str] = None
     file_name: Optional[str] = None

@@ -65,7 +65,7 @@ class ResultsDocument(IrisModel):
         return _MEDIA_TYPES.get(self.type, "application/octet-stream")  # type: ignore[arg-type]
 
     def decoded(self) -> bytes:
-        """Return the report's bytes, decoding base64 when ``Encoding`` says so.
+        """Return the report's bytes, decoding base64 when ``Encoding`` is Base64.
 
         Raises ``ReportDecodeError`` when the content is not valid for its encoding.
         """

@@ -56,7 +56,7 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class UnknownCodeWarning(UserWarning):
-    """A message read from IRIS holds a code its option list does not have; it was kept as text."""
+    """A message read from IRIS contains a code missing from its option list, so the code was kept as text."""
 
 
 def _strip_bom(data: Any) -> Any:
@@ -71,7 +71,6 @@ def _strip_bom(data: Any) -> Any:
 
 def _validate(kind: str, data: Data) -> Any:
     validator = MODEL_KINDS[kind]
-    model_name = _MODEL_NAMES[kind]
     data = _strip_bom(data)
     try:
         if isinstance(data, dict):
@@ -82,10 +81,16 @@ def _validate(kind: str, data: Data) -> Any:
             return validator.validate_json(data)
         return validator.model_validate_json(data)
     except ValidationError as err:
-        if is_json_syntax_error(err):
-            raise decode_error_for(data) from None
-        # ``from None``: pydantic's error text quotes the input, which may be patient data.
-        raise MessageValidationError(model_name, problems_from(err)) from None
+        failure = _translate(kind, data, err)
+    # Raised outside the except block so that the error carries no
+    # __context__: pydantic's error keeps the input, which may be patient data.
+    raise failure
+
+
+def _translate(kind: str, data: Data, error: ValidationError) -> Exception:
+    if is_json_syntax_error(error):
+        return decode_error_for(data)
+    return MessageValidationError(_MODEL_NAMES[kind], problems_from(error))
 
 
 def _warn_unknown_codes(model: BaseModel) -> None:
@@ -183,12 +188,18 @@ def parse_message(data: Data) -> tuple[str, Message]:
     if isinstance(data, dict):
         document = data
     else:
-        try:
-            document = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise decode_error_for(data) from None
+        document = _load_json(data)
     kind = detect_kind(document)
     return kind, parse(kind, document)
+
+
+def _load_json(data: Any) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    # Raised here, outside the except block, because JSONDecodeError keeps the whole document.
+    raise decode_error_for(data)
 
 
 def to_json_bytes(model: BaseModel, *, strict: bool = True) -> bytes:

@@ -55,7 +55,7 @@ def test_unknown_code_written_when_not_strict(order_document):
     assert written["Patient"]["MaritalStatus"] == "Z"
 
 
-def test_unknown_code_built_in_python_is_rejected_when_writing():
+def test_python_built_unknown_code_rejected():
     patient = models.Patient(local_id="1", gender="Q")
 
     with pytest.raises(MessageValidationError) as caught:

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from iris_transport import models
-from iris_transport.exceptions import MessageValidationError, ValidationProblem
+from iris_transport.exceptions import DecodeError, MessageValidationError, ValidationProblem
 
 PATIENT_VALUES = ("John", "Doe", "1234", "2000", "E119", "john.doe")
 
@@ -208,7 +208,7 @@ def test_type_errors_never_echo_values(order_document):
     assert_no_patient_values(text)
     assert "5551234" not in text
     assert caught.value.__cause__ is None
-    assert caught.value.__suppress_context__ is True
+    assert caught.value.__context__ is None
 
 
 def test_event_type_error_path_skips_union_tag():
@@ -216,6 +216,15 @@ def test_event_type_error_path_skips_union_tag():
         models.parse_event({"ResultObjectType": "ImageReceipt", "IrisImageId": "x"})
 
     assert caught.value.problems == (ValidationProblem("IrisImageId", "must be an integer"),)
+
+
+def test_decode_error_has_no_context():
+    with pytest.raises(DecodeError) as caught:
+        models.parse_message(b'{"Patient": {"Name": "John Doe",}}')
+
+    assert caught.value.__context__ is None
+    assert "John" not in str(caught.value)
+    assert (caught.value.line, caught.value.column) == (1, 33)
 
 
 def test_top_level_must_be_object():
