@@ -227,6 +227,12 @@ class BrokerHandler(Handler):
         )
 
     def _refuse(self, link: Link, condition: str, description: str) -> None:
+        # AMQP refuses a link with an attach whose terminus on the requested
+        # side is null, followed by a detach that carries the error.
+        if link.is_sender:
+            link.source.type = Terminus.UNSPECIFIED
+        else:
+            link.target.type = Terminus.UNSPECIFIED
         link.condition = Condition(condition, description)
         link.open()
         link.close()
