@@ -127,7 +127,7 @@ LOCAL_CAPABILITIES = Capabilities(
     lock_duration=30.0,
     max_delivery_count=10,
 )
-"""What the ``local`` backend can do with default settings.
+"""Capabilities of the ``local`` backend with default settings.
 
 A transport's own ``capabilities`` carry its configured ``lock_duration`` and
 ``max_delivery_count``. Batches have no limit of their own beyond the size of
@@ -194,13 +194,13 @@ class LocalSettings(BaseModel):
 
     path: Path = Field(
         default=Path("iris-transport-queues.sqlite3"),
-        description="SQLite file holding the queues; its directory must exist.",
+        description="SQLite file that contains the queues. Its directory must exist.",
     )
     queue: str | None = Field(
         default=None,
         min_length=1,
         max_length=260,
-        description="Queue name inside the file; the channel name when unset.",
+        description="Queue name inside the file, or the channel name when unset.",
     )
     lock_duration: float = Field(
         default=30.0,
@@ -225,8 +225,8 @@ class LocalSettings(BaseModel):
     def _reject_dead_letter_name(cls, value: str | None) -> str | None:
         if value is not None and "$deadletterqueue" in value:
             raise ValueError(
-                "must name a main queue, not a dead-letter queue;"
-                ' read dead-lettered messages with sub_queue="deadletter"'
+                "must name a main queue, not a dead-letter queue."
+                ' Read dead-lettered messages with sub_queue="deadletter"'
             )
         return value
 
@@ -262,7 +262,7 @@ class LocalTransport(Transport):
             raise ValueError(f'sub_queue must be None or "deadletter", not {sub_queue!r}')
         queue = settings.queue or channel
         if not queue:
-            raise ConfigurationError("local backend: the channel name is empty and settings.queue is not set")
+            raise ConfigurationError("local backend: queue is not set and the channel name is empty; set queue")
 
         self.settings = settings
         self.channel = channel
@@ -382,8 +382,8 @@ class LocalTransport(Transport):
     def _has_due_rows(self, connection: sqlite3.Connection, now: int) -> bool:
         """Check, without a write lock, whether a claim could change anything."""
         row = connection.execute(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = :queue AND visible_us <= :now)"
-            " OR EXISTS (SELECT 1 FROM messages WHERE queue = :queue AND expires_us <= :now)",
+            # Expired and exhausted messages are moved only once visible, so this covers them too.
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = :queue AND visible_us <= :now)",
             {"queue": self.entity, "now": now},
         ).fetchone()
         return bool(row[0])

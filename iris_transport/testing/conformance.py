@@ -42,18 +42,18 @@ from iris_transport.transport import Capabilities, OutgoingMessage, ReceivedMess
 __all__ = ["ConformanceBackend", "TransportConformance", "TransportFactory"]
 
 TransportFactory = Callable[[], "Transport | Awaitable[Transport]"]
-"""Builds a new transport, with its own connection, on the test's entity."""
+"""Factory of a new transport, with its own connection, on the test's entity."""
 
 DEAD_LETTER_REASON = "DeadLetterReason"
 DEAD_LETTER_DESCRIPTION = "DeadLetterErrorDescription"
 
-# Longest lock, in seconds, that the tests waiting for a lock to expire accept.
+# Maximum lock duration, in seconds, that the lock expiry tests wait for.
 _MAX_LOCK_TO_WAIT_FOR = 120.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ConformanceBackend:
-    """What a backend supplies to the conformance suite for one test.
+    """The backend under test, as the conformance suite needs it for one test.
 
     The fixture that returns it is function-scoped, and every factory opens a
     transport on the same fresh, empty entity. The suite closes every
@@ -61,18 +61,18 @@ class ConformanceBackend:
     """
 
     transport: TransportFactory
-    """Opens a consumer and producer on the entity; called again for every extra consumer."""
+    """Factory of a producer and consumer on the entity. The suite calls it again for each extra consumer."""
     second_consumer: TransportFactory | None = None
-    """Opens another consumer on the entity; ``transport`` when None."""
+    """Factory of another consumer on the entity. The suite uses ``transport`` when None."""
     dead_letter_receiver: TransportFactory | None = None
-    """Opens a transport that receives from the entity's dead-letter queue; tests that need it skip when None."""
+    """Factory of a receiver on the entity's dead-letter queue. Tests that need it skip when None."""
     lock_duration: float | None = None
-    """The entity's lock duration; ``capabilities.lock_duration`` when None.
+    """The entity's lock duration, or ``capabilities.lock_duration`` when None.
 
     Keep it short (a few seconds) because several tests wait for a lock to expire.
     """
     max_body_bytes: int | None = None
-    """The largest body the backend accepts with no properties; ``capabilities.max_message_bytes`` when None."""
+    """The largest body the backend accepts with no properties, or ``capabilities.max_message_bytes`` when None."""
     timeout: float = 30.0
     """Upper bound on each wait for a message that should arrive."""
     quiet_wait: float = 1.0
@@ -80,12 +80,12 @@ class ConformanceBackend:
     delay: float = 3.0
     """Delay used for scheduled delivery, retry with delay, and time-to-live."""
     max_delivery_reason: str | None = "MaxDeliveryCountExceeded"
-    """Reason the broker gives when it dead-letters after ``max_delivery_count``; None skips the check."""
+    """Reason the broker gives when it dead-letters after ``max_delivery_count``. None skips the check."""
     expiry_reason: str | None = None
     """Reason the broker gives when it dead-letters an expired message.
 
-    None means expired messages are not dead-lettered, or the reason is not
-    checked; the time-to-live test then only checks that the message is gone.
+    None means that expired messages are not dead-lettered or that the reason
+    is not checked, so the time-to-live test only checks that the message is gone.
     """
 
 
@@ -192,7 +192,7 @@ class _Harness:
     async def receive_count(
         self, client: _Client, count: int, wait: float | None = None, max_messages: int = 1
     ) -> list[ReceivedMessage]:
-        """Receive until ``count`` messages arrived or ``wait`` seconds passed; return what arrived."""
+        """Receive until ``count`` messages arrived or ``wait`` seconds passed, and return the messages."""
         deadline = time.monotonic() + (self.backend.timeout if wait is None else wait)
         received: list[ReceivedMessage] = []
         while len(received) < count:
@@ -204,9 +204,9 @@ class _Harness:
             received.extend(batch)
         return received
 
-    async def assert_empty(self, client: _Client, what: str) -> None:
+    async def assert_empty(self, client: _Client, expectation: str) -> None:
         leftover = await client.receive(10, self.backend.quiet_wait)
-        assert leftover == [], f"{what}, but {len(leftover)} message(s) arrived"
+        assert leftover == [], f"{expectation}, but {len(leftover)} message(s) arrived"
 
 
 @contextlib.asynccontextmanager
@@ -519,7 +519,7 @@ class TransportConformance:
         async with _harness(conformance_backend) as harness:
             client = await harness.consumer()
             if client.capabilities.lock_extension:
-                pytest.skip(f"backend {client.backend_name!r} declares lock_extension")
+                pytest.skip(f"only for backends without lock_extension, and {client.backend_name!r} declares it")
             await client.send(OutgoingMessage(body=b"x"))
             received = await harness.receive_one(client)
 
@@ -648,7 +648,7 @@ class TransportConformance:
         async with _harness(conformance_backend) as harness:
             client = await harness.consumer()
             if client.capabilities.scheduled_delivery:
-                pytest.skip(f"backend {client.backend_name!r} declares scheduled_delivery")
+                pytest.skip(f"only for backends without scheduled_delivery, and {client.backend_name!r} declares it")
             when = datetime.now(timezone.utc) + timedelta(seconds=conformance_backend.delay)
 
             with pytest.raises(UnsupportedOperationError):
@@ -680,7 +680,7 @@ class TransportConformance:
         async with _harness(conformance_backend) as harness:
             client = await harness.consumer()
             if client.capabilities.time_to_live:
-                pytest.skip(f"backend {client.backend_name!r} declares time_to_live")
+                pytest.skip(f"only for backends without time_to_live, and {client.backend_name!r} declares it")
 
             with pytest.raises(UnsupportedOperationError):
                 await client.send(OutgoingMessage(body=b"stale", time_to_live=timedelta(seconds=5)))

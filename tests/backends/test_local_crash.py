@@ -56,20 +56,20 @@ class WorkerProcess:
             if words is not None:
                 self.lines.append(words)
 
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
+    def wait_for(self, condition: Callable[[], bool], event: str, timeout: float = WAIT_SECONDS) -> None:
         """Read lines until ``condition()`` holds, failing after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while not condition():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+                pytest.fail(f"timed out after {timeout:g} s waiting for {event}")
             try:
                 words = self._incoming.get(timeout=min(remaining, 0.5))
             except queue.Empty:
                 continue
             if words is None:
                 if not condition():
-                    pytest.fail(f"worker exited with {self.process.wait()} before {what}")
+                    pytest.fail(f"worker exited with {self.process.wait()} before {event}")
                 return
             self.lines.append(words)
 
