@@ -25,7 +25,7 @@ levels of the file: ``IRIS_TRANSPORT_CLIENT_GUID``,
 
 A setting typed ``SecretRef`` is given as ``{ env = "NAME" }`` or
 ``{ file = "/path" }``. An inline string is accepted with a warning. Secret
-values are read only when a backend asks for them, and never appear in
+values are read only when a backend requests them, and never appear in
 ``repr``, logs or error messages.
 
 Every problem is collected and reported together by
@@ -137,11 +137,11 @@ class SecretRef:
 
         Raises ``SecretNotFoundError`` naming the variable or file, never a value.
         """
-        if self._inline is not None:
-            return self._inline
         problem = self.find_problem()
         if problem is not None:
             raise SecretNotFoundError(problem)
+        if self._inline is not None:
+            return self._inline
         if self.env is not None:
             return self._environ[self.env]
         assert self.file is not None
@@ -149,6 +149,8 @@ class SecretRef:
 
     def find_problem(self) -> str | None:
         """Return why the secret cannot be read (naming the variable or file), or None."""
+        if self._inline is not None:
+            return None if self._inline else "the inline secret is empty; set a value or reference it with { env = \"NAME\" }"
         if self.env is not None:
             if self.env not in self._environ:
                 return f"environment variable {self.env} is not set; set it to the secret"
@@ -397,7 +399,8 @@ class ChannelConfig:
     backend: str
     settings: BaseModel
     configured: bool = True
-    backend_info: plugins.InstalledBackend = dataclasses.field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    backend_info: plugins.BackendInfo | None = dataclasses.field(default=None, repr=False, compare=False)
+    """The backend, as found when the configuration was loaded; looked up by name when None."""
 
     def create_transport(self) -> Transport:
         """Build this channel's transport.
@@ -405,8 +408,9 @@ class ChannelConfig:
         Raises ``BackendNotInstalledError`` when the backend's SDK was
         uninstalled after the configuration was loaded.
         """
-        plugins.ensure_backend_installed(self.backend_info)
-        return plugins.build_transport(self.backend_info, self.settings, self.name)
+        backend = self.backend_info if self.backend_info is not None else plugins.get_backend(self.backend)
+        plugins.ensure_backend_installed(backend)
+        return plugins.build_transport(backend, self.settings, self.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -495,7 +499,7 @@ def load_config(
 
     _warn_about_inline_secrets(check)
     channels = {
-        name: ChannelConfig(name, channel.backend, channel.settings, channel.configured, channel.backend_info)  # type: ignore[arg-type]
+        name: ChannelConfig(name, channel.backend, channel.settings, channel.configured, channel.backend_info)
         for name, channel in check.channels.items()
     }
     config = IrisConfig(check.client_guid, check.default_site, channels, check.source, plugin_manager)

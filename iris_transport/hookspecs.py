@@ -3,7 +3,9 @@
 A plugin is a module named by an entry point in the group ``iris_transport``
 (the built-in ``local`` backend registers the same way). It implements hooks
 with ``@hookimpl`` from this module. Set ``IRIS_TRANSPORT_DISABLE_PLUGIN_AUTOLOAD=1``
-to stop entry points from loading; plugins can then be registered by hand.
+to load only the core distribution's entry points (the built-in backends);
+other plugins can then be named in ``IRIS_TRANSPORT_PLUGINS`` or registered by
+hand (see ``iris_transport.plugins``).
 
 Hooks are grouped by when they run:
 

@@ -26,7 +26,7 @@ import importlib.util
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -149,8 +149,8 @@ def _load_entry_point(
         plugin = entry_point.load()
     except Exception as err:
         # A plugin's import can raise anything. The error is re-raised with the
-        # distribution named, because the traceback alone rarely says which
-        # installed package is broken.
+        # distribution named, because the traceback alone rarely names the
+        # installed package that is broken.
         raise ConfigurationError(
             f"cannot load plugin {entry_point.name!r} ({entry_point.value}) from distribution "
             f"{distribution_name} {version}: {type(err).__name__}: {err}. Reinstall or uninstall "
@@ -159,7 +159,9 @@ def _load_entry_point(
 
     if manager.is_registered(plugin):
         return
-    name = entry_point.name if manager.get_plugin(entry_point.name) is None else f"{distribution_name}:{entry_point.name}"
+    name = entry_point.name
+    if manager.get_plugin(name) is not None:
+        name = f"{distribution_name}:{entry_point.name}"
     try:
         manager.register_from_distribution(plugin, name, distribution_name, version)
     except (ValueError, pluggy.PluginValidationError) as err:
@@ -232,7 +234,7 @@ def get_backend(name: str, plugin_manager: pluggy.PluginManager | None = None) -
     raise BackendNotFoundError(name, installed, matches[0] if matches else None)
 
 
-def find_missing_module(modules: Any) -> str | None:
+def find_missing_module(modules: Iterable[str]) -> str | None:
     """Return the first of ``modules`` that cannot be imported, or None when all can.
 
     Modules are located, not imported, so checking is cheap and runs no SDK code.

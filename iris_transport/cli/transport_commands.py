@@ -160,7 +160,13 @@ def _probe_channel(channel: iris_config.ChannelCheck, timeout: float) -> Validat
 
     async def create_and_close() -> None:
         with anyio.fail_after(timeout):
-            transport = plugins.build_transport(channel.backend_info, channel.settings, channel.name)
+            # The factory runs on a worker thread so that the timeout also
+            # covers a factory that blocks. A thread still blocked when the
+            # timeout passes is abandoned, not stopped.
+            transport = await anyio.to_thread.run_sync(
+                plugins.build_transport, channel.backend_info, channel.settings, channel.name,
+                abandon_on_cancel=True,
+            )
             await transport.close()
 
     try:

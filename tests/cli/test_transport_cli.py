@@ -299,7 +299,7 @@ def test_check_missing_config_file(tmp_path: Path) -> None:
 
 
 def create_virtualenv(directory: Path) -> Path:
-    """Create a virtualenv that also sees this environment's packages; return its Python."""
+    """Create a virtualenv that can import this environment's packages, and return its Python."""
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(directory)],
         check=True,

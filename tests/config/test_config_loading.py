@@ -450,3 +450,18 @@ def test_process_environment_is_default(working_directory: Path, monkeypatch: py
     config = load_config()
 
     assert config.default_site == "SITE-FROM-PROCESS"
+
+
+def test_empty_inline_secret_rejected() -> None:
+    with pytest.raises(SecretNotFoundError) as caught:
+        SecretRef(value="").get_secret_value()
+
+    assert "the inline secret is empty" in str(caught.value)
+
+
+def test_channel_config_built_by_hand(tmp_path: Path) -> None:
+    from iris_transport.config import ChannelConfig
+
+    channel = ChannelConfig("results", "local", LocalSettings(path=tmp_path / "q.sqlite3"))
+
+    assert isinstance(channel.create_transport(), LocalTransport)
