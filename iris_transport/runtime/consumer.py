@@ -195,9 +195,12 @@ class Consumer(Generic[T]):
             self._uninstall_signals = install_signal_handlers(self._loop, self._on_signal)
 
     def request_stop(self) -> None:
-        """Ask ``run`` to stop, without waiting; safe to call from any thread, including a handler's."""
+        """Ask ``run`` to stop, without waiting; safe to call from any thread, including a handler's.
+
+        Called before ``run``, it makes the next ``run`` shut down as soon as it starts.
+        """
         loop = self._loop
-        if loop is None or self._stopping is None:
+        if not self._running or loop is None or self._stopping is None:
             self._stop_requested = True
             return
         try:
@@ -206,8 +209,12 @@ class Consumer(Generic[T]):
             running = None
         if running is loop:
             self._stopping.set()
-        else:
+            return
+        try:
             loop.call_soon_threadsafe(self._stopping.set)
+        except RuntimeError:
+            # The loop closed between the check above and this call, so run() has returned.
+            logger.debug("Stop requested after the consumer's event loop closed")
 
     async def stop(self) -> None:
         """Stop ``run`` and wait until it has shut down.
@@ -680,7 +687,9 @@ class SyncConsumer(Generic[T]):
 
     def __init__(self, transport: Transport, handler: Handler[T], **options: Any) -> None:
         self.consumer: Consumer[T] = Consumer(transport, handler, **options)
+        # Set whenever run() is not running, so stop() before run() returns at once.
         self._done = threading.Event()
+        self._done.set()
 
     def install_signal_handlers(self) -> None:
         """Stop gracefully on SIGINT or SIGTERM; call before ``run``, in the main thread."""
