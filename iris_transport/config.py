@@ -698,8 +698,9 @@ def _check_channel(
 
     backend = backends.get(backend_name)
     if backend is None:
-        error = BackendNotFoundError(backend_name, sorted(backends), _closest(backend_name, backends))
-        channel.problems.append(ValidationProblem(f"{path}.backend", f"{error}; install the plugin that provides it"))
+        error = plugins.backend_missing_error(backend_name, sorted(backends))
+        hint = "; install the plugin that provides it" if isinstance(error, BackendNotFoundError) else ""
+        channel.problems.append(ValidationProblem(f"{path}.backend", f"{error}{hint}"))
         return channel
     channel.backend_info = backend
 
@@ -712,11 +713,6 @@ def _check_channel(
     channel.settings = model
     channel.problems += problems
     return channel
-
-
-def _closest(name: str, choices: Mapping[str, Any]) -> str | None:
-    matches = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _unknown_key_problem(path: str, key: str, known: Any, what: str) -> ValidationProblem:

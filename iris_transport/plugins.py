@@ -59,6 +59,16 @@ CORE_DISTRIBUTION = "iris-transport"
 
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
+OPTIONAL_BACKENDS: Mapping[str, str] = {
+    "azure": 'pip install "iris-transport[azure]"',
+}
+"""Install commands of the project's own backends that ship as separate distributions.
+
+A configuration that names one of them while it is not installed gets
+``BackendNotInstalledError`` with this command instead of an unknown-backend error.
+"""
+# TODO: add the AWS and Google Pub/Sub backends once their plugins and extras exist.
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class InstalledBackend(BackendInfo):
@@ -204,7 +214,15 @@ def list_backends(plugin_manager: pluggy.PluginManager | None = None) -> list[In
     for implementation in manager.hook.iris_transport_backends.get_hookimpls():
         plugin_name = manager.get_name(implementation.plugin) or repr(implementation.plugin)
         distribution, version = _distribution_of(manager, implementation.plugin)
-        for info in implementation.function() or ():
+        try:
+            returned = implementation.function()
+        except Exception as err:
+            # Same reason as for entry points: name the plugin that failed.
+            raise ConfigurationError(
+                f"plugin {plugin_name!r} failed to list its backends: {type(err).__name__}: {err}. "
+                f"Reinstall or uninstall it, or set {DISABLE_AUTOLOAD_ENV}=1 to skip third-party plugins"
+            ) from err
+        for info in returned or ():
             _check_backend_info(info, plugin_name)
             installed = _installed_backend(info, distribution, version, plugin_name)
             previous = backends.get(info.name)
@@ -223,15 +241,26 @@ def get_backend(name: str, plugin_manager: pluggy.PluginManager | None = None) -
     """Return the installed backend called ``name``.
 
     Raises ``BackendNotFoundError`` listing the installed backends and the
-    closest name when there is none.
+    closest name when there is none, or ``BackendNotInstalledError`` with the
+    install command when ``name`` is one of ``OPTIONAL_BACKENDS``.
     """
     backends = {backend.name: backend for backend in list_backends(plugin_manager)}
     if name in backends:
         return backends[name]
 
-    installed = sorted(backends)
+    raise backend_missing_error(name, sorted(backends))
+
+
+def backend_missing_error(name: str, installed: list[str]) -> BackendNotFoundError | BackendNotInstalledError:
+    """Return the error for a backend name that no registered plugin provides.
+
+    It is ``BackendNotInstalledError`` with the install command for one of
+    ``OPTIONAL_BACKENDS``, else ``BackendNotFoundError`` with the closest installed name.
+    """
+    if name in OPTIONAL_BACKENDS:
+        return BackendNotInstalledError(name, OPTIONAL_BACKENDS[name])
     matches = difflib.get_close_matches(name, installed, n=1, cutoff=0.6)
-    raise BackendNotFoundError(name, installed, matches[0] if matches else None)
+    return BackendNotFoundError(name, installed, matches[0] if matches else None)
 
 
 def find_missing_module(modules: Iterable[str]) -> str | None:

@@ -159,6 +159,19 @@ def test_check_uninstalled_backend_and_unknown_setting(tmp_path: Path) -> None:
     assert SECRET not in output + result.stderr
 
 
+def test_check_optional_backend_not_installed(tmp_path: Path) -> None:
+    (tmp_path / "iris-transport.toml").write_text('[channels.orders]\nbackend = "azure"\nqueue_name = "orders"\n')
+    environ = clean_environment(IRIS_TRANSPORT_DISABLE_PLUGIN_AUTOLOAD="1")
+
+    result = run(["config", "check"], tmp_path, environ)
+
+    assert result.returncode == 1
+    assert (
+        "problem: channels.orders.backend: backend 'azure' is not installed; "
+        'install it with: pip install "iris-transport[azure]"'
+    ) in result.stdout
+
+
 def test_check_json_lists_problems(tmp_path: Path) -> None:
     config = tmp_path / "iris-transport.toml"
     config.write_text('[channels.results]\nbackend = "memory"\nlok_duration = 3\n')

@@ -210,6 +210,23 @@ def test_invalid_backend_info_rejected(make_returned: Callable[[], object], expe
     assert expected in str(caught.value)
 
 
+class _RaisingPlugin:
+    @hookimpl
+    def iris_transport_backends(self) -> list[BackendInfo]:
+        raise ImportError("No module named 'some_sdk'")
+
+
+def test_failing_hook_names_plugin() -> None:
+    manager = plugins.create_plugin_manager(environ={})
+    manager.register(_RaisingPlugin(), name="raising-plugin")
+
+    with pytest.raises(ConfigurationError) as caught:
+        plugins.list_backends(manager)
+
+    assert "plugin 'raising-plugin' failed to list its backends" in str(caught.value)
+    assert "ImportError: No module named 'some_sdk'" in str(caught.value)
+
+
 # lookup
 
 
@@ -229,6 +246,18 @@ def test_unknown_backend_without_close_match(memory_manager: plugins.IrisPluginM
 
     assert caught.value.suggestion is None
     assert "Did you mean" not in str(caught.value)
+
+
+def test_optional_backend_gives_pip_command() -> None:
+    # Autoloading is off, so the Azure plugin is absent even where it is installed.
+    manager = plugins.create_plugin_manager(environ={plugins.DISABLE_AUTOLOAD_ENV: "1"})
+
+    with pytest.raises(BackendNotInstalledError) as caught:
+        plugins.get_backend("azure", manager)
+
+    assert str(caught.value) == (
+        "backend 'azure' is not installed; install it with: pip install \"iris-transport[azure]\""
+    )
 
 
 # transport creation
