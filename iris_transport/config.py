@@ -77,6 +77,7 @@ __all__ = [
     "IrisConfig",
     "SecretRef",
     "check_config",
+    "iter_secrets",
     "load_config",
     "redact_secrets",
     "validate_backend_settings",
@@ -715,10 +716,10 @@ def _check_channel(
     return channel
 
 
-def _unknown_key_problem(path: str, key: str, known: Any, what: str) -> ValidationProblem:
+def _unknown_key_problem(path: str, key: str, known: Any, key_kind: str) -> ValidationProblem:
     matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     hint = f"did you mean {matches[0]!r}?" if matches else f"valid keys: {', '.join(known)}"
-    return ValidationProblem(path, f"unknown {what}; {hint}")
+    return ValidationProblem(path, f"unknown {key_kind}; {hint}")
 
 
 def _mark_environment_paths(check: ConfigCheck) -> None:

@@ -38,13 +38,19 @@ from iris_transport.hookspecs import BackendInfo
 from iris_transport.transport import Capabilities, Transport
 
 __all__ = [
+    "CORE_DISTRIBUTION",
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
+    "OPTIONAL_BACKENDS",
     "PLUGINS_ENV",
     "InstalledBackend",
     "IrisPluginManager",
+    "backend_missing_error",
+    "build_transport",
     "create_plugin_manager",
     "create_transport",
+    "ensure_backend_installed",
+    "find_missing_module",
     "get_backend",
     "get_plugin_manager",
     "list_backends",
