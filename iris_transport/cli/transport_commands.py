@@ -275,9 +275,10 @@ def _check_as_json(
 def add_plugin_commands(group: click.Group) -> None:
     """Add the commands that plugins return from ``iris_transport_cli_commands`` to ``group``.
 
-    A command whose name is taken is skipped with a warning. When the
-    plugins cannot be loaded, the error is logged and the built-in commands
-    still work, so that ``iris-transport backends`` can report it.
+    A command whose name is taken, and every command of a plugin whose hook
+    raises, is skipped with a warning. When the plugins cannot be loaded, the
+    error is logged and the built-in commands still work, so that
+    ``iris-transport backends`` can report it.
     """
     try:
         manager = plugins.get_plugin_manager()
@@ -285,7 +286,16 @@ def add_plugin_commands(group: click.Group) -> None:
         logger.warning("plugin commands are not available: %s", err)
         return
 
-    for commands in manager.hook.iris_transport_cli_commands():
+    for implementation in manager.hook.iris_transport_cli_commands.get_hookimpls():
+        try:
+            commands = implementation.function()
+        except Exception as err:
+            # A broken plugin must not take the built-in commands down with it.
+            logger.warning(
+                "skipped the commands of plugin %r, which failed: %s: %s",
+                manager.get_name(implementation.plugin), type(err).__name__, err,
+            )
+            continue
         for command in commands or ():
             if command.name in group.commands:
                 logger.warning(
