@@ -380,6 +380,9 @@ def _problem_from_pydantic(error: Mapping[str, Any], path: str) -> ValidationPro
 
     if error["type"] == "missing":
         message = "required setting is missing; add it"
+    elif error["type"] == "value_error":
+        # pydantic prefixes the text of a ValueError raised by a validator.
+        message = error["msg"].removeprefix("Value error, ")
     else:
         message = error["msg"]
     return ValidationProblem(location, message)

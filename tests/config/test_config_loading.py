@@ -465,3 +465,12 @@ def test_channel_config_built_by_hand(tmp_path: Path) -> None:
     channel = ChannelConfig("results", "local", LocalSettings(path=tmp_path / "q.sqlite3"))
 
     assert isinstance(channel.create_transport(), LocalTransport)
+
+
+def test_validator_message_without_prefix(working_directory: Path, manager: plugins.IrisPluginManager) -> None:
+    write_config(working_directory, '[channels.results]\nqueue = "results/$deadletterqueue"\n')
+
+    with pytest.raises(InvalidConfigurationError) as caught:
+        load_config(environ={}, plugin_manager=manager)
+
+    assert problems_of(caught.value)["channels.results.queue"].startswith("must name a main queue")
