@@ -396,3 +396,65 @@ def test_third_party_backend_in_virtualenv(tmp_path: Path) -> None:
     )
     assert round_trip.returncode == 0, round_trip.stderr
     assert round_trip.stdout == "MemoryTransport results-in r-1\n"
+
+
+THIRD_PARTY_CONFORMANCE_MODULE = '''
+import pytest
+
+from iris_transport.config import load_config
+from iris_transport.testing import ConformanceBackend, TransportConformance
+
+
+class TestMemoryFromConfiguration(TransportConformance):
+    @pytest.fixture
+    def conformance_backend(self, tmp_path):
+        # Each test gets its own in-process broker, so every entity starts empty.
+        config_file = tmp_path / "iris-transport.toml"
+        config_file.write_text(
+            "[channels.conformance]\\n"
+            'backend = "memory"\\n'
+            f'broker = "{tmp_path.name}"\\n'
+            "lock_duration = 4.0\\n"
+        )
+        config = load_config(config_file)
+        return ConformanceBackend(
+            transport=lambda: config.create_transport("conformance"),
+            dead_letter_receiver=lambda: config.create_transport("conformance").dead_letter_transport(),
+            lock_duration=4.0,
+            delay=2.0,
+            expiry_reason="TTLExpiredException",
+        )
+'''
+
+
+@pytest.mark.slow
+def test_third_party_backend_passes_conformance_kit(tmp_path: Path) -> None:
+    python = create_virtualenv(tmp_path / "venv")
+    install = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "--python", str(python), "install",
+            "--no-deps", "--no-build-isolation", "--no-index", "--disable-pip-version-check",
+            str(THIRD_PARTY_SOURCE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "pytest.ini").write_text("[pytest]\n")
+    (work / "test_memory_conformance.py").write_text(THIRD_PARTY_CONFORMANCE_MODULE)
+
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
+        cwd=work,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+    assert " failed" not in result.stdout
