@@ -21,11 +21,13 @@ def main() -> None:
 def _add_commands() -> None:
     # Imported here, not at module top, so that each module can import ``main``'s
     # helpers without a cycle.
-    from iris_transport.cli import models_commands, transport_commands
+    from iris_transport.cli import client_commands, models_commands, transport_commands
 
     for command in models_commands.COMMANDS:
         main.add_command(command)
     for command in transport_commands.COMMANDS:
+        main.add_command(command)
+    for command in client_commands.COMMANDS:
         main.add_command(command)
     transport_commands.add_plugin_commands(main)
 
