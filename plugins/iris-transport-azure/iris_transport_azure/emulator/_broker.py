@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
-from proton import Condition, Connection, Delivery, Endpoint, Handler, Link, Message, Sender, Terminus, int32
+from proton import Condition, Connection, Delivery, Endpoint, Handler, Link, Message, Sender, Terminus, int32, symbol
 
 from iris_transport_azure.emulator import _management
 from iris_transport_azure.emulator._codec import MessageFormatError, MessageParts, owned, split_batch
@@ -478,7 +478,11 @@ def _outcome_of(delivery: Delivery) -> tuple[Outcome, str | None, str | None]:
 
 def _settle(delivery: Delivery, state: Any, condition: Condition | None = None) -> None:
     if condition is not None:
-        delivery.local.condition = condition
+        # The SDK's sender reads all three fields of a rejection's error, and
+        # Proton leaves out an empty info map, so the error carries a tracking
+        # id as Service Bus errors do.
+        info = condition.info or {symbol("com.microsoft:tracking-id"): str(uuid.uuid4())}
+        delivery.local.condition = Condition(condition.name, condition.description, info)
     delivery.update(state)
     delivery.settle()
 

@@ -123,8 +123,11 @@ class StoredMessage:
             annotations["x-opt-scheduled-enqueue-time"] = timestamp_ms(self.scheduled_at)
         if self.dead_letter_source is not None:
             annotations["x-opt-deadletter-source"] = self.dead_letter_source
-        if self.state is MessageState.DEFERRED:
+        # Service Bus's message states: 0 active, 1 deferred, 2 scheduled.
+        if self.state is MessageState.DEFERRED or (self.deferred and self.state is MessageState.LOCKED):
             annotations["x-opt-message-state"] = 1
+        elif self.state is MessageState.SCHEDULED:
+            annotations["x-opt-message-state"] = 2
         previous_attempts = max(self.delivery_attempts - 1, 0) if delivered else self.delivery_attempts
         return self.parts.encode(delivery_count=previous_attempts, extra_annotations=annotations)
 

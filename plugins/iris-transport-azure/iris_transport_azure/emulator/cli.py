@@ -82,6 +82,9 @@ def servicebus_command(
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if verbose < 2:
+        # Proton logs every client that disconnects without a close frame as an error.
+        logging.getLogger("proton").setLevel(logging.CRITICAL)
     try:
         options = QueueOptions(
             lock_duration=lock_duration,

@@ -12,7 +12,12 @@ from azure.servicebus import (
     ServiceBusReceiveMode,
     ServiceBusSubQueue,
 )
-from azure.servicebus.exceptions import MessageLockLostError, MessagingEntityNotFoundError
+from azure.servicebus.exceptions import (
+    MessageLockLostError,
+    MessageSizeExceededError,
+    MessagingEntityNotFoundError,
+)
+from azure.servicebus import ServiceBusMessageState
 from servicebus_helpers import receive_until
 
 pytestmark = [pytest.mark.peer("servicebus-emulator"), pytest.mark.timeout(90)]
@@ -359,3 +364,39 @@ def test_queue_names_match_case_insensitively(servicebus_emulator, client):
         (message,) = receive_until(receiver, 1)
         receiver.complete_message(message)
     assert str(message) == "mixed case"
+
+
+def test_large_message_round_trip(servicebus_emulator, client, queue_name):
+    servicebus_emulator.create_queue(queue_name)
+    body = bytes(range(256)) * 800  # 200 KiB, under the default 256 KiB limit
+    send(client, queue_name, ServiceBusMessage(body))
+
+    with client.get_queue_receiver(queue_name) as receiver:
+        (message,) = receive_until(receiver, 1)
+        receiver.complete_message(message)
+    assert b"".join(message.body) == body
+
+
+def test_oversized_message_rejected_by_sdk(servicebus_emulator, client, queue_name):
+    servicebus_emulator.create_queue(queue_name, max_message_size=64 * 1024)
+    with client.get_queue_sender(queue_name) as sender:
+        with pytest.raises(MessageSizeExceededError):
+            sender.send_messages(ServiceBusMessage(b"x" * 100 * 1024))
+        sender.send_messages(ServiceBusMessage(b"x" * 10 * 1024))
+    assert servicebus_emulator.message_count(queue_name) == 1
+
+
+def test_peeked_message_states(servicebus_emulator, client, queue_name):
+    servicebus_emulator.create_queue(queue_name)
+    send(client, queue_name, ServiceBusMessage("active"), ServiceBusMessage("deferred"))
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    with client.get_queue_sender(queue_name) as sender:
+        sender.schedule_messages(ServiceBusMessage("scheduled"), later)
+
+    with client.get_queue_receiver(queue_name) as receiver:
+        peeked = receiver.peek_messages(max_message_count=10)
+        assert [message.state for message in peeked] == [
+            ServiceBusMessageState.ACTIVE,
+            ServiceBusMessageState.ACTIVE,
+            ServiceBusMessageState.SCHEDULED,
+        ]
