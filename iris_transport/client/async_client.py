@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from iris_transport import models
-from iris_transport.client.handlers import EventHandler, EventSelector, HandlerRegistry, ResultHandler
+from iris_transport.client.handlers import EventSelector, HandlerRegistry, check_selectors
 from iris_transport.client.outgoing import (
     GradingInput,
     OrderInput,
@@ -188,6 +188,7 @@ class AsyncIrisClient:
         if len(event_types) == 1 and callable(event_types[0]) and not isinstance(event_types[0], type):
             self.handlers.add_event_handler(event_types[0])
             return event_types[0]
+        check_selectors(event_types)
 
         def register(handler: F) -> F:
             self.handlers.add_event_handler(handler, event_types)

@@ -11,7 +11,7 @@ from typing import Any, Union
 from iris_transport import models
 from iris_transport.runtime.shutdown import run_in_daemon_thread
 
-__all__ = ["EventHandler", "EventSelector", "HandlerRegistry", "ResultHandler"]
+__all__ = ["EventHandler", "EventSelector", "HandlerRegistry", "ResultHandler", "check_selectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +55,7 @@ class HandlerRegistry:
         return bool(self._result_handlers)
 
     def add_event_handler(self, handler: EventHandler, selectors: Sequence[EventSelector] = ()) -> None:
-        for selector in selectors:
-            if isinstance(selector, str):
-                continue
-            if not (isinstance(selector, type) and issubclass(selector, models.EventBase)):
-                raise TypeError(
-                    "on_event takes event classes (such as OrderCreationReceipt) or ResultObjectType names, "
-                    f"not {selector!r}"
-                )
+        check_selectors(selectors)
         _check_callable(handler)
         self._event_handlers.append(_Registration(handler, tuple(selectors), _is_async(handler)))
 
@@ -90,6 +83,18 @@ class HandlerRegistry:
         for registration in self._result_handlers:
             await _call(registration, result)
         return len(self._result_handlers)
+
+
+def check_selectors(selectors: Sequence[Any]) -> None:
+    """Raise ``TypeError`` unless every selector is an event class or a ``ResultObjectType`` name."""
+    for selector in selectors:
+        if isinstance(selector, str):
+            continue
+        if not (isinstance(selector, type) and issubclass(selector, models.EventBase)):
+            raise TypeError(
+                "on_event takes event classes (such as OrderCreationReceipt) or ResultObjectType names, "
+                f"not {selector!r}"
+            )
 
 
 async def _call(registration: _Registration, argument: Any) -> None:
