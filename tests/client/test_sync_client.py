@@ -1,0 +1,82 @@
+"""The blocking client, with the simulator running on its own event-loop thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+
+from iris_transport import models
+from iris_transport.client import IrisClient
+from iris_transport.exceptions import MessageValidationError
+
+from .conftest import make_simulator
+
+WAIT = 30.0
+
+
+@pytest.fixture
+def running_simulator(config):
+    with start_blocking_portal() as portal:
+        simulator = make_simulator(config)
+        portal.call(simulator.start)
+        yield simulator
+        portal.call(simulator.stop)
+
+
+def test_sync_submit_and_iterate_events(config, example_order, running_simulator):
+    seen = []
+    with IrisClient(config, receive_wait=0.2) as client:
+        sent = client.submit_order(example_order)
+        with client.events() as events:
+            for event in events:
+                seen.append(event.result_object_type)
+                if event.result_object_type == "OrderGradedEvent":
+                    break
+        with client.results() as results:
+            result = next(results)
+
+    assert sent.subject == "NW"
+    assert seen == ["OrderCreationReceipt", "ImageReceipt", "ReadyForGradingEvent", "OrderGradedEvent"]
+    assert result.local_id == "ORD1234"
+
+
+def test_sync_run_with_handlers(config, example_order, running_simulator):
+    client = IrisClient(config, receive_wait=0.2)
+    results: list[models.OrderResult] = []
+
+    @client.on_result
+    def on_result(result: models.OrderResult) -> None:
+        results.append(result)
+        client.request_stop()
+
+    client.submit_order(example_order)
+    watchdog = threading.Timer(WAIT, client.request_stop)
+    watchdog.start()
+    try:
+        client.run()
+    finally:
+        watchdog.cancel()
+        client.close()
+
+    assert len(results) == 1
+    assert results[0].result_code is models.ResultCode.FINAL
+
+
+def test_sync_invalid_order_raises(config, example_order):
+    example_order["Patient"] = None
+
+    with IrisClient(config) as client:
+        with pytest.raises(MessageValidationError) as raised:
+            client.submit_order(example_order)
+
+    assert [problem.path for problem in raised.value.problems] == ["Patient"]
+
+
+def test_sync_cancel(config):
+    with IrisClient(config) as client:
+        sent = client.cancel_order("ORD-5", site="PC1234")
+
+    assert sent.subject == "CA"
+    assert sent.message.site.local_id == "PC1234"
