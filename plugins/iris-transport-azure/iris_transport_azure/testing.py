@@ -22,7 +22,7 @@ __all__ = ["QueueOptions", "ServiceBusEmulator", "servicebus_emulator"]
 
 @pytest.fixture
 def servicebus_emulator() -> Iterator[ServiceBusEmulator]:
-    """A running Service Bus emulator, stopped after the test.
+    """Start a Service Bus emulator for one test and stop it afterwards.
 
     It exposes ``.connection_string``, ``.port``, ``.create_queue(name,
     **options)`` and the test hook ``.drop_connections()``.

@@ -17,7 +17,20 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
-from proton import Condition, Connection, Delivery, Endpoint, Handler, Link, Message, Sender, Terminus, int32, symbol
+from proton import (
+    Condition,
+    Connection,
+    Delivery,
+    Endpoint,
+    Handler,
+    Link,
+    Message,
+    ProtonException,
+    Sender,
+    Terminus,
+    int32,
+    symbol,
+)
 
 from iris_transport_azure.emulator import _management
 from iris_transport_azure.emulator._codec import MessageFormatError, MessageParts, owned, split_batch
@@ -45,7 +58,7 @@ class _Consumer:
 
 @dataclasses.dataclass(frozen=True)
 class _Node:
-    """What a client's sending link addresses: ``cbs``, ``management`` or ``entity``."""
+    """The node that a client's sending link addresses, of kind ``cbs``, ``management`` or ``entity``."""
 
     kind: str
     address: str
@@ -58,10 +71,10 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
         try:
             method(self, event)
         except Exception:
-            logger.exception("Emulator failed while handling %s; closing its connection", event.type)
+            logger.exception("Emulator failed while handling %s, so its connection is closed", event.type)
             connection = getattr(event, "connection", None)
             if connection is not None:
-                connection.condition = Condition("amqp:internal-error", "The emulator failed; see its log.")
+                connection.condition = Condition("amqp:internal-error", "The emulator failed. Its log has the traceback.")
                 connection.close()
 
     return wrapper
@@ -176,8 +189,8 @@ class BrokerHandler(Handler):
             else:
                 self._open_incoming(link)
         except EntityNotFoundError as error:
-            logger.info("Refused link %s: %s", link.name, error)
-            self._refuse(link, "amqp:not-found", str(error))
+            logger.info("Rejected link %s: %s", link.name, error)
+            self._reject_link(link, "amqp:not-found", str(error))
 
     def _open_incoming(self, link: Link) -> None:
         address = link.remote_target.address or ""
@@ -226,8 +239,8 @@ class BrokerHandler(Handler):
             "receive-and-delete" if receive_and_delete else "peek-lock",
         )
 
-    def _refuse(self, link: Link, condition: str, description: str) -> None:
-        # AMQP refuses a link with an attach whose terminus on the requested
+    def _reject_link(self, link: Link, condition: str, description: str) -> None:
+        # AMQP rejects a link with an attach whose terminus on the requested
         # side is null, followed by a detach that carries the error.
         if link.is_sender:
             link.source.type = Terminus.UNSPECIFIED
@@ -301,7 +314,7 @@ class BrokerHandler(Handler):
         elif node.kind == "entity":
             self._accept_messages(link, delivery, node.entity, payload)  # type: ignore[arg-type]
         else:
-            self._answer_request(link, delivery, node, payload)
+            self._reply_to_request(link, delivery, node, payload)
 
         if link.credit < _INCOMING_CREDIT // 2:
             link.flow(_INCOMING_CREDIT - link.credit)
@@ -330,11 +343,11 @@ class BrokerHandler(Handler):
         _settle(delivery, Delivery.ACCEPTED)
         self.dispatch(entity)
 
-    def _answer_request(self, link: Link, delivery: Delivery, node: _Node, payload: bytes) -> None:
+    def _reply_to_request(self, link: Link, delivery: Delivery, node: _Node, payload: bytes) -> None:
         request = Message()
         try:
             request.decode(payload)
-        except Exception as error:  # Proton's MessageException carries no public base to narrow to
+        except ProtonException as error:
             _settle(delivery, Delivery.REJECTED, Condition("amqp:decode-error", str(error)))
             return
         _settle(delivery, Delivery.ACCEPTED)
@@ -359,7 +372,7 @@ class BrokerHandler(Handler):
     ) -> None:
         reply_link = self._reply_links.get((connection, address))
         if reply_link is None:
-            logger.warning("No reply link is attached for %s; the reply was dropped", address)
+            logger.warning("No reply link is attached for %s, so the reply was dropped", address)
             return
         reply = Message(body=body, properties=properties, correlation_id=request.id)
         delivery = reply_link.send(reply)
@@ -391,8 +404,9 @@ class BrokerHandler(Handler):
         if state == Delivery.MODIFIED:
             delivery.local.failed = delivery.remote.failed
             delivery.local.undeliverable = delivery.remote.undeliverable
-        # The SDK waits for the outcome it sent to come back, settled; a
-        # dead-letter is echoed as rejected without its condition.
+        # The SDK waits for the broker to echo the outcome it sent, settled.
+        # A dead-letter is echoed as rejected without its condition, because
+        # the SDK treats a rejection with an error as a failed settlement.
         _settle(delivery, state)
         self.dispatch(consumer.entity)
 

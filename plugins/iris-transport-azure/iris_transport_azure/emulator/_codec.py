@@ -13,7 +13,7 @@ import dataclasses
 import uuid
 from typing import Any
 
-from proton import Array, Data, Described, symbol, timestamp, ubyte, uint, ulong
+from proton import Array, Data, Described, ProtonException, symbol, timestamp, ubyte, uint, ulong
 
 HEADER = 0x70
 DELIVERY_ANNOTATIONS = 0x71
@@ -99,7 +99,7 @@ def split_sections(payload: bytes) -> list[Section]:
         data = Data()
         try:
             consumed = data.decode(payload[offset:])
-        except Exception as error:  # Proton raises DataException subclasses of its own
+        except ProtonException as error:
             raise MessageFormatError(f"invalid AMQP encoding at byte {offset}: {error}") from error
         data.rewind()
         data.next()

@@ -77,7 +77,7 @@ class MessageState(enum.Enum):
 
 
 class Outcome(enum.Enum):
-    """What a receiver asks the broker to do with a locked message."""
+    """The settlement that a receiver requests for a locked message."""
 
     COMPLETE = "complete"
     ABANDON = "abandon"
@@ -91,7 +91,7 @@ class StoredMessage:
     """A message in an entity.
 
     ``delivery_attempts`` counts how often the message was locked or handed
-    out, as Service Bus's DeliveryCount does; the AMQP header of a delivery
+    out, as Service Bus's DeliveryCount does. The AMQP header of a delivery
     carries the attempts before this one.
     """
 

@@ -34,7 +34,7 @@ def emulator_group() -> None:
     "--auto-create/--no-auto-create",
     default=True,
     show_default=True,
-    help="Create a queue on first use, or refuse unknown entities with amqp:not-found.",
+    help="Create a queue on first use, or reject unknown entities with amqp:not-found.",
 )
 @click.option(
     "--lock-duration",

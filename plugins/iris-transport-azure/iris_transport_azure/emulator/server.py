@@ -53,10 +53,10 @@ class ServiceBusEmulator:
 
     Run it in a background thread with ``start()``/``stop()`` (or as a
     context manager), or in the calling thread with ``serve_forever()``.
-    ``queues`` are created at start, by name or as a mapping of name to
-    ``QueueOptions``; with ``auto_create_queues`` any other name is created
-    on first use with ``default_queue_options``, and without it an unknown
-    entity is refused with ``amqp:not-found``.
+    ``queues`` are created at start, given by name or as a mapping of name
+    to ``QueueOptions``. With ``auto_create_queues``, any other name is
+    created on first use with ``default_queue_options``. Without it, an
+    unknown entity is rejected with ``amqp:not-found``.
     """
 
     def __init__(

@@ -106,7 +106,7 @@ async def test_defer_peek_and_schedule(servicebus_emulator, client, queue_name):
         (message,) = await receive_until_async(receiver, 1)
         await receiver.defer_message(message)
 
-        # The SDK peeks from the last received sequence number on unless told otherwise.
+        # Without a sequence number, the SDK peeks from the last received one on.
         peeked = await receiver.peek_messages(max_message_count=10, sequence_number=1)
         assert [item.sequence_number for item in peeked] == [message.sequence_number, scheduled_number]
 
