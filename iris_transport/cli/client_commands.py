@@ -1,7 +1,7 @@
 """Commands that exchange messages: ``demo``, ``send``, ``cancel``, ``resend``, ``listen`` and ``simulate``.
 
 Errors are printed as one line on standard error, followed by a line that
-says how to fix them, and never include a patient value or a traceback.
+gives the fix, and never include a patient value or a traceback.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def send_grading(file: Any, config_path: Path | None, verbose: bool) -> None:
 def cancel(local_id: str, site: str | None, config_path: Path | None, verbose: bool) -> None:
     """Cancel (CA) the order whose Order.LocalId is LOCAL_ID.
 
-    IRIS answers with an OrderCancelled event; watch for it with
+    IRIS sends an OrderCancelled event in reply; watch for it with
     `iris-transport listen events`.
     """
     _configure_logging(verbose)
@@ -423,7 +423,7 @@ def simulate(
     config_path: Path | None,
     verbose: bool,
 ) -> None:
-    """Run the IRIS simulator: answer orders and gradings until Ctrl+C or SIGTERM.
+    """Run the IRIS simulator: respond to orders and gradings until Ctrl+C or SIGTERM.
 
     It consumes the orders and gradings channels and publishes events and
     results on the configured backends. Each message it handles is logged

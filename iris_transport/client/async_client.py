@@ -63,12 +63,12 @@ class AsyncIrisClient:
     broker. ClientGuid and Site.LocalId come from the configuration when the
     message has none.
 
-    Receiving options apply to ``serve`` and to the iterators:
-    ``max_attempts`` deliveries before a failing message is dead-lettered,
-    ``backoff`` between attempts, ``concurrency`` handlers at once per
-    channel, ``dedup`` to skip messages whose TransactionId was handled
-    already, ``shutdown_timeout`` seconds for in-flight handlers to finish,
-    and ``receive_wait`` seconds per broker poll.
+    Receiving options apply to ``serve`` and to the iterators.
+    ``max_attempts`` is the number of deliveries before a failing message is
+    dead-lettered, with ``backoff`` between attempts. ``concurrency`` handlers
+    run at once per channel. ``dedup`` skips messages whose TransactionId was
+    handled already. ``shutdown_timeout`` is the seconds in-flight handlers
+    get to finish, and ``receive_wait`` the seconds per broker poll.
     """
 
     def __init__(
@@ -182,7 +182,7 @@ class AsyncIrisClient:
 
         A handler may be a function or a coroutine function taking the event.
         A handler that raises has its message retried with backoff and
-        dead-lettered after ``max_attempts``; every matching handler runs
+        dead-lettered after ``max_attempts``. Every matching handler runs
         again on a retry, so handlers must be idempotent.
         """
         if len(event_types) == 1 and callable(event_types[0]) and not isinstance(event_types[0], type):

@@ -24,7 +24,7 @@ class StreamClosed(Exception):
 class MessageStream(Generic[T]):
     """Yield the decoded messages of one channel, one at a time.
 
-    A message is completed when the loop asks for the next one, or when an
+    A message is completed when the loop requests the next one, or when an
     ``async with`` block around the stream exits without an exception. When
     the block exits with an exception, or the stream is closed otherwise
     (``aclose``, the client closing), the message in hand is given back and

@@ -1,7 +1,7 @@
 """A built-in IRIS simulator, and the demo that runs it.
 
 ``IrisSimulator`` consumes ``orders`` and ``gradings`` on the configured
-backends and answers on ``events`` and ``results`` as IRIS does::
+backends and responds on ``events`` and ``results`` as IRIS does::
 
     from iris_transport.config import load_config
     from iris_transport.simulator import IrisSimulator

@@ -29,12 +29,12 @@ EXPECTED_EVENTS = ("OrderCreationReceipt", "ImageReceipt", "ReadyForGradingEvent
 
 
 class DemoError(IrisTransportError):
-    """The demo did not complete; the message says what was missing and what to do."""
+    """The demo did not complete; the message names what was missing and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoOutcome:
-    """What the demo received: the events in arrival order, the OrderResult and the saved report."""
+    """The demo's outcome: the events in arrival order, the OrderResult and the path of the saved report."""
 
     events: tuple[models.EventBase, ...]
     result: models.OrderResult

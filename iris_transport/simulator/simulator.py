@@ -1,4 +1,4 @@
-"""The IRIS simulator: answers OrderRequests and GradingSubmissions as IRIS does.
+"""The IRIS simulator: responds to OrderRequests and GradingSubmissions as IRIS does.
 
 It consumes the ``orders`` and ``gradings`` channels and publishes on
 ``events`` and ``results``, on whatever backends the configuration gives
@@ -84,7 +84,7 @@ class SimulatorDelays:
 
     @classmethod
     def uniform(cls, seconds: float) -> SimulatorDelays:
-        """The same delay before every step."""
+        """Return delays of ``seconds`` before every step."""
         return cls(image=seconds, ready=seconds, grading=seconds, result=seconds)
 
 
@@ -97,7 +97,7 @@ class OrderStatus(str, enum.Enum):
 
 @dataclasses.dataclass(eq=False)
 class SimulatedOrder:
-    """What the simulator remembers of one order."""
+    """The simulator's record of one order."""
 
     client_guid: uuid.UUID
     local_id: str
@@ -119,7 +119,7 @@ class SimulatedOrder:
 
 
 class IrisSimulator:
-    """An in-memory IRIS that answers on the configured channels; see the module docstring.
+    """An in-memory IRIS that responds on the configured channels; see the module docstring.
 
     ``client_guids`` and ``sites`` are the ClientGuids and Site LocalIds it
     knows; each defaults to the configuration's ``client_guid`` and
@@ -177,7 +177,7 @@ class IrisSimulator:
     # Lifecycle
 
     async def serve(self, *, install_signal_handlers: bool = False) -> None:
-        """Answer orders and gradings until ``stop``, or SIGINT/SIGTERM when ``install_signal_handlers`` is true."""
+        """Respond to orders and gradings until ``stop``, or SIGINT/SIGTERM when ``install_signal_handlers`` is true."""
         self._consumers = [
             self._consumer("orders", self._handle_order),
             self._consumer("gradings", self._handle_grading),
@@ -441,7 +441,12 @@ class IrisSimulator:
         order = self.orders.get((client_guid, local_id)) if local_id else None
         if problems or order is None or order.gradings is None:
             # IRIS has no event type for a failed ResendResult, so nothing is sent.
-            reason = "invalid request" if problems else "unknown order" if order is None else "order not graded yet"
+            if problems:
+                reason = "invalid request"
+            elif order is None:
+                reason = "unknown order"
+            else:
+                reason = "order not graded yet"
             logger.info("Ignored ResendResult for order %s: %s", local_id, reason)
             return
         await self._send_result(order, models.ResultCode.RESEND)

@@ -1,4 +1,4 @@
-"""The IRIS simulator on the local backend: what it answers to each kind of message."""
+"""The IRIS simulator on the local backend: what it sends in reply to each kind of message."""
 
 from __future__ import annotations
 
