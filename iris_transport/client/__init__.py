@@ -9,7 +9,7 @@
 
     @client.on_event(OrderCreationReceipt)
     async def created(event):
-        print(event.order_local_id, event.succeeded)
+        print(event.local_id, event.succeeded)
 
     await client.submit_order(order)     # validated; ClientGuid and Site filled in
     await client.serve()                 # until SIGINT or SIGTERM
