@@ -7,6 +7,7 @@ data, so every message here is built from the error type and its context only.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -108,19 +109,43 @@ def problems_from(error: ValidationError) -> list[ValidationProblem]:
     return problems
 
 
-def is_json_syntax_error(error: ValidationError) -> bool:
-    return any(item["type"] == "json_invalid" for item in error.errors(include_input=False, include_url=False))
+def json_syntax_reason(error: ValidationError) -> str | None:
+    """Return the parser's reason for a JSON syntax error in ``error``, or None when there is none."""
+    for item in error.errors(include_input=False, include_url=False):
+        if item["type"] == "json_invalid":
+            return str((item.get("ctx") or {}).get("error", ""))
+    return None
 
 
-def decode_error_for(data: bytes | str) -> DecodeError:
-    """Build a DecodeError with the line and column of the first JSON syntax error in ``data``."""
+# pydantic-core's parser (jiter) writes each reason as one of its fixed error
+# phrases followed by the position, so the reason quotes no input.
+_PARSER_POSITION = re.compile(r"(?P<reason>.+) at line (?P<line>\d+) column (?P<column>\d+)")
+
+
+def decode_error_for(data: bytes | str, parser_reason: str | None = None) -> DecodeError:
+    """Build a DecodeError with the line and column of the first JSON syntax error in ``data``.
+
+    ``parser_reason`` is pydantic-core's reason for rejecting ``data``. It is
+    used when the standard library's parser finds no syntax error of its own.
+    """
     try:
         json.loads(data)
     except UnicodeDecodeError:
         return DecodeError("invalid message body: not UTF-8 text")
     except json.JSONDecodeError as err:
         line, column, reason = err.lineno, err.colno, err.msg
-    else:
-        # The Python parser accepted what pydantic's parser rejected (NaN, for one).
+        return DecodeError(f"invalid JSON at line {line} column {column}: {reason}", line=line, column=column)
+    except (RecursionError, ValueError):
+        # The standard parser gave up before any syntax error: the nesting is
+        # too deep for it, or an integer has more than 4,300 digits.
+        pass
+    return _decode_error_from_parser(parser_reason)
+
+
+def _decode_error_from_parser(parser_reason: str | None) -> DecodeError:
+    match = _PARSER_POSITION.fullmatch(parser_reason or "")
+    if match is None:
+        # Neither parser reported a position.
         return DecodeError("invalid JSON: the body is not strict JSON")
-    return DecodeError(f"invalid JSON at line {line} column {column}: {reason}", line=line, column=column)
+    line, column = int(match["line"]), int(match["column"])
+    return DecodeError(f"invalid JSON at line {line} column {column}: {match['reason']}", line=line, column=column)

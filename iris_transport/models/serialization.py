@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any, TypeVar, Union
 
+import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from iris_transport.exceptions import DecodeError, MessageValidationError, ValidationProblem
 from iris_transport.models._base import find_unknown_codes
-from iris_transport.models._errors import decode_error_for, is_json_syntax_error, problems_from
+from iris_transport.models._errors import decode_error_for, json_syntax_reason, problems_from
 from iris_transport.models.events import Event, EventBase
 from iris_transport.models.grading import GradingSubmission
 from iris_transport.models.order_request import OrderRequest
@@ -88,8 +88,9 @@ def _validate(kind: str, data: Data) -> Any:
 
 
 def _translate(kind: str, data: Data, error: ValidationError) -> Exception:
-    if is_json_syntax_error(error):
-        return decode_error_for(data)
+    reason = json_syntax_reason(error)
+    if reason is not None:
+        return decode_error_for(data, reason)
     return MessageValidationError(_MODEL_NAMES[kind], problems_from(error))
 
 
@@ -194,12 +195,15 @@ def parse_message(data: Data) -> tuple[str, Message]:
 
 
 def _load_json(data: Any) -> Any:
+    # pydantic-core's parser, not the json module, so that a body is read
+    # here exactly as parse() reads it: UTF-8 only, with the same nesting
+    # and number limits.
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        pass
-    # Raised here, outside the except block, because JSONDecodeError keeps the whole document.
-    raise decode_error_for(data)
+        return pydantic_core.from_json(data)
+    except ValueError as err:
+        reason = str(err)
+    # Raised here, outside the except block, so that no parser error rides along as __context__.
+    raise decode_error_for(data, reason)
 
 
 def to_json_bytes(model: BaseModel, *, strict: bool = True) -> bytes:

@@ -1,0 +1,72 @@
+"""Bodies built to break the reader: deep nesting, huge numbers, odd types, edge dates.
+
+Every one must end in ``DecodeError`` or ``MessageValidationError`` (never
+another exception), and no error text, cause or context may hold a value
+from the message.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from iris_transport import models
+from iris_transport.exceptions import DecodeError, MessageValidationError
+
+PATIENT_VALUES = ("Zelda", "Quixote", "MRN-77331", "555-867-5309", "1987")
+
+
+def patient_prefix() -> bytes:
+    """The start of an order whose first bytes hold patient values, as an error preview would show them."""
+    return b'{"Patient":{"Name":{"First":"Zelda","Last":"Quixote"},"LocalId":"MRN-77331"},"X":'
+
+
+def every_text(error: BaseException) -> str:
+    """Join the text and repr of ``error`` and of every exception chained to it."""
+    texts = []
+    seen: BaseException | None = error
+    while seen is not None:
+        texts += [str(seen), repr(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(texts)
+
+
+def assert_no_patient_values(error: BaseException) -> None:
+    text = every_text(error)
+    for value in PATIENT_VALUES:
+        assert value not in text
+
+
+@pytest.mark.parametrize("depth", [300, 3000, 100_000])
+@pytest.mark.parametrize("read", [models.parse_order_request, models.parse_message])
+def test_deep_nesting_is_decode_error(read, depth):
+    body = patient_prefix() + b"[" * depth + b"]" * depth + b"}"
+
+    with pytest.raises(DecodeError) as caught:
+        read(body)
+
+    assert caught.value.line == 1
+    assert "recursion limit" in str(caught.value)
+    assert caught.value.__context__ is None
+    assert_no_patient_values(caught.value)
+
+
+@pytest.mark.parametrize("tail", [b"}", b",}"])
+@pytest.mark.parametrize("read", [models.parse_order_request, models.parse_message])
+def test_huge_integer_is_decode_error(read, tail):
+    body = patient_prefix() + b"1" * 5000 + tail
+
+    with pytest.raises(DecodeError) as caught:
+        read(body)
+
+    assert caught.value.column is not None
+    assert caught.value.__context__ is None
+    assert_no_patient_values(caught.value)
+
+
+def test_parse_message_rejects_utf16():
+    body = '{"OrderControlCode": "CA"}'.encode("utf-16")
+
+    with pytest.raises(DecodeError):
+        models.parse_message(body)
