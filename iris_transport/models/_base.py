@@ -62,7 +62,7 @@ class IrisModel(BaseModel):
 
 _ISO_DATETIME = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
-    r"(?:[T ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?)?"
+    r"(?:[Tt ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?)?"
     r"\s*(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?"
 )
 _US_DATETIME = re.compile(
@@ -122,7 +122,11 @@ def _parse_datetime_text(text: str) -> datetime:
         )
     except ValueError:
         raise InvalidValue("is not a valid calendar date and time") from None
-    return value + timedelta(microseconds=microseconds)
+    try:
+        return value + timedelta(microseconds=microseconds)
+    except OverflowError:
+        # Only a fraction rounded up past 9999-12-31T23:59:59.999999 gets here.
+        raise InvalidValue("must not be later than 9999-12-31T23:59:59.999999") from None
 
 
 def _read_timestamp(value: Any) -> Any:

@@ -148,7 +148,9 @@ def _event_tag(value: Any) -> str:
         kind = value.get("ResultObjectType", value.get("result_object_type"))
     else:
         kind = getattr(value, "result_object_type", None)
-    if isinstance(value, GenericEvent) or kind not in EVENT_TYPES:
+    # A ResultObjectType that is not a string (a list, an object) goes to
+    # GenericEvent, whose field type then reports it.
+    if isinstance(value, GenericEvent) or not isinstance(kind, str) or kind not in EVENT_TYPES:
         return _GENERIC_TAG
     return kind
 

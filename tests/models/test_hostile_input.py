@@ -8,6 +8,7 @@ from the message.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -70,3 +71,36 @@ def test_parse_message_rejects_utf16():
 
     with pytest.raises(DecodeError):
         models.parse_message(body)
+
+
+@pytest.mark.parametrize("result_object_type", [[], {"a": 1}, 5, True])
+def test_non_string_result_object_type(result_object_type):
+    document = {"ResultObjectType": result_object_type, "OrderLocalId": "MRN-77331"}
+
+    with pytest.raises(MessageValidationError) as caught:
+        models.parse_event(json.dumps(document))
+
+    assert [str(problem) for problem in caught.value.problems] == ["ResultObjectType: must be a string"]
+    assert_no_patient_values(caught.value)
+
+
+def test_non_string_result_object_type_via_parse_message():
+    with pytest.raises(MessageValidationError):
+        models.parse_message(b'{"ResultObjectType": {"a": 1}}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["9999-12-31T23:59:59.9999999+00:00", "9999-12-31T23:59:59.9999995", "12/31/9999 11:59:59.9999999 PM"],
+)
+def test_timestamp_rounding_past_year_9999(text):
+    with pytest.raises(MessageValidationError) as caught:
+        models.parse_event({"ResultObjectType": "ImageReceipt", "Timestamp": text})
+
+    assert [problem.path for problem in caught.value.problems] == ["Timestamp"]
+
+
+def test_lowercase_t_separator_is_read():
+    event = models.parse_event({"ResultObjectType": "ImageReceipt", "Timestamp": "2022-01-01t17:42:18z"})
+
+    assert event.timestamp == datetime(2022, 1, 1, 17, 42, 18, tzinfo=timezone.utc)
