@@ -51,6 +51,13 @@ class IrisModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
         extra="allow",
+        # pydantic's error text quotes the input, which may be patient data.
+        # Hiding it covers models built or changed in Python, which do not
+        # pass through parse() and its translation of errors.
+        hide_input_in_errors=True,
+        # Checks and converts assigned values as the constructor does, so an
+        # assigned value cannot reach the writer in a form it cannot write.
+        validate_assignment=True,
         # Schema titles are the IRIS names, not pydantic's default ("Localid").
         field_title_generator=lambda name, info: info.alias or to_pascal(name),
     )

@@ -8,9 +8,10 @@ from the message.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from iris_transport import models
 from iris_transport.exceptions import DecodeError, MessageValidationError
@@ -104,3 +105,29 @@ def test_lowercase_t_separator_is_read():
     event = models.parse_event({"ResultObjectType": "ImageReceipt", "Timestamp": "2022-01-01t17:42:18z"})
 
     assert event.timestamp == datetime(2022, 1, 1, 17, 42, 18, tzinfo=timezone.utc)
+
+
+def test_constructor_error_hides_values():
+    with pytest.raises(ValidationError) as caught:
+        models.Patient(local_id="MRN-77331", dob="2/30/1987", phone=5558675309)
+
+    text = every_text(caught.value)
+    assert "2/30/1987" not in text
+    assert "5558675309" not in text
+
+
+def test_assignment_is_validated():
+    patient = models.Patient(local_id="MRN-77331")
+
+    patient.dob = "4/2/1987"
+
+    assert patient.dob == date(1987, 4, 2)
+
+
+def test_assignment_of_wrong_type_hides_value():
+    patient = models.Patient(local_id="MRN-77331")
+
+    with pytest.raises(ValidationError) as caught:
+        patient.phone = 5558675309
+
+    assert "5558675309" not in every_text(caught.value)
