@@ -304,11 +304,14 @@ class OptionCode:
         return schema
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        codes = {"type": "string", "enum": [member.value for member in self.enum_cls]}
+        branches: list[dict[str, Any]] = [{"type": "string", "enum": [member.value for member in self.enum_cls]}]
+        ids = _OPTION_IDS.get(self.enum_cls)
+        if ids:
+            branches.append({"type": "integer", "enum": sorted(ids)})
         pattern = _OPEN_CODE_PATTERNS.get(self.enum_cls)
-        if pattern is None:
-            return codes
-        return {"anyOf": [codes, {"type": "string", "pattern": f"^{pattern.pattern}$"}]}
+        if pattern is not None:
+            branches.append({"type": "string", "pattern": f"^{pattern.pattern}$"})
+        return branches[0] if len(branches) == 1 else {"anyOf": branches}
 
 
 class _OptionFactory:

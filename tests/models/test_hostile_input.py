@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timezone
 
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
@@ -131,3 +132,26 @@ def test_assignment_of_wrong_type_hides_value():
         patient.phone = 5558675309
 
     assert "5558675309" not in every_text(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("Patient", "Genders", 0, "Gender"), 1), (("Order", "EvaluationTypes"), [1])],
+)
+def test_schema_accepts_numeric_option_ids(order_document, path, value):
+    target = order_document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    models.parse_order_request(order_document)
+
+    validator = jsonschema.Draft202012Validator(models.json_schema("order-request"))
+
+    assert [error.message for error in validator.iter_errors(order_document)] == []
+
+
+def test_schema_rejects_unlisted_numeric_id(order_document):
+    order_document["Order"]["EvaluationTypes"] = [5]
+    validator = jsonschema.Draft202012Validator(models.json_schema("order-request"))
+
+    assert list(validator.iter_errors(order_document)) != []
