@@ -46,6 +46,11 @@ _MEDIA_TYPES = {
 }
 
 
+# MIME base64 (RFC 2045) wraps lines at 76 characters with CRLF, so line breaks
+# and spaces are dropped before the strict decode rejects any other character.
+_LINE_BREAKS_AND_SPACES = str.maketrans("", "", " \t\r\n")
+
+
 class ReportDecodeError(ValueError):
     """The report content does not decode with its declared Encoding."""
 
@@ -73,7 +78,7 @@ class ResultsDocument(IrisModel):
         encoding = (self.encoding or "").strip().lower()
         if encoding == "base64":
             try:
-                return base64.b64decode(content, validate=True)
+                return base64.b64decode(content.translate(_LINE_BREAKS_AND_SPACES), validate=True)
             except (binascii.Error, ValueError):
                 raise ReportDecodeError("ResultsDocument.Content is not valid base64") from None
         if encoding in ("ascii", "us-ascii"):

@@ -1,12 +1,12 @@
-"""Bodies built to break the reader: deep nesting, huge numbers, odd types, edge dates.
+"""Hostile and unusual input: deep nesting, huge numbers, odd types, edge dates, wrapped base64.
 
-Every one must end in ``DecodeError`` or ``MessageValidationError`` (never
-another exception), and no error text, cause or context may hold a value
-from the message.
+Reading such input raises only ``DecodeError`` or ``MessageValidationError``,
+and no error text, cause or context contains a value from the message.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import date, datetime, timezone
 
@@ -21,7 +21,7 @@ PATIENT_VALUES = ("Zelda", "Quixote", "MRN-77331", "555-867-5309", "1987")
 
 
 def patient_prefix() -> bytes:
-    """The start of an order whose first bytes hold patient values, as an error preview would show them."""
+    """Return the start of an order whose first bytes are patient values, as an error preview shows them."""
     return b'{"Patient":{"Name":{"First":"Zelda","Last":"Quixote"},"LocalId":"MRN-77331"},"X":'
 
 
@@ -155,3 +155,21 @@ def test_schema_rejects_unlisted_numeric_id(order_document):
     validator = jsonschema.Draft202012Validator(models.json_schema("order-request"))
 
     assert list(validator.iter_errors(order_document)) != []
+
+
+def test_report_with_line_breaks_decodes(result_document):
+    report = b"%PDF-1.4 " + bytes(range(256)) * 2
+    result_document["ResultsDocument"]["Content"] = base64.encodebytes(report).decode().replace("\n", "\r\n")
+
+    result = models.parse_order_result(result_document)
+
+    assert result.report_bytes() == report
+
+
+def test_report_with_bad_characters_still_fails(result_document):
+    result_document["ResultsDocument"]["Content"] = "JVBE*Rg=="
+
+    result = models.parse_order_result(result_document)
+
+    with pytest.raises(models.ReportDecodeError):
+        result.report_bytes()
