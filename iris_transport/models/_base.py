@@ -117,6 +117,7 @@ def _parse_datetime_text(text: str) -> datetime:
     if remainder >= 500:
         microseconds += 1
 
+    offset = _parse_offset(parts["offset"])
     try:
         value = datetime(
             int(parts["year"]),
@@ -125,7 +126,7 @@ def _parse_datetime_text(text: str) -> datetime:
             hour,
             int(parts["minute"] or 0),
             int(parts["second"] or 0),
-            tzinfo=_parse_offset(parts["offset"]),
+            tzinfo=offset,
         )
     except ValueError:
         raise InvalidValue("is not a valid calendar date and time") from None

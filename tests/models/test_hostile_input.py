@@ -173,3 +173,23 @@ def test_report_with_bad_characters_still_fails(result_document):
 
     with pytest.raises(models.ReportDecodeError):
         result.report_bytes()
+
+
+@pytest.mark.parametrize("offset", ["+24:00", "-23:60"])
+def test_invalid_offset_is_named(offset):
+    with pytest.raises(MessageValidationError) as caught:
+        models.parse_event({"ResultObjectType": "ImageReceipt", "Timestamp": f"2022-01-01T00:00:00{offset}"})
+
+    assert [str(problem) for problem in caught.value.problems] == [
+        "Timestamp: has an invalid UTC offset; expected +HH:MM"
+    ]
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"1e400"])
+def test_non_finite_number_message(number):
+    body = b'{"ResultObjectType": "ImageReceipt", "IrisOrderId": ' + number + b"}"
+
+    with pytest.raises(MessageValidationError) as caught:
+        models.parse_event(body)
+
+    assert [str(problem) for problem in caught.value.problems] == ["IrisOrderId: must be a finite number"]
