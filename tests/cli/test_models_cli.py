@@ -163,3 +163,38 @@ def test_installed_command_runs(tmp_path):
     assert invalid.returncode == 1
     assert "Patient.Dob: is required" in invalid.stdout
     assert "OrderingProvider.NPI: must be 10 digits" in invalid.stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"OrderLocalId": "Zelda", "X": ' + b"[" * 3000 + b"]" * 3000 + b"}", "recursion limit exceeded"),
+        (b'{"OrderLocalId": "Zelda", "X": ' + b"1" * 5000 + b"}", "number out of range"),
+        (b'{"ResultObjectType": ["Zelda"]}', "ResultObjectType: must be a string"),
+        (b'{"ResultObjectType": "ImageReceipt", "Timestamp": "9999-12-31T23:59:59.9999999"}', "Timestamp: must not be"),
+        (b"", "line 1 column 1"),
+        (b"\xff\xfe\x00Zelda\x81", "not UTF-8 text"),
+    ],
+)
+def test_validate_hostile_body_exits_one(body, expected):
+    result = run("validate", "-", input=body)
+
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert expected in result.output
+    assert "Zelda" not in result.output
+
+
+def test_validate_directory_exits_two(tmp_path):
+    result = run("validate", str(tmp_path))
+
+    assert result.exit_code == 2
+    assert "directory" in result.output
+
+
+def test_validate_unknown_model_lists_names():
+    result = run("validate", "--as", "patient", str(EXAMPLES / "order-cancel.json"))
+
+    assert result.exit_code == 2
+    for name in ("order-request", "grading-submission", "event", "order-result"):
+        assert name in result.output
