@@ -42,7 +42,8 @@ class IrisModel(BaseModel):
     """Base of every IRIS model: snake_case in Python, IRIS's PascalCase on the wire.
 
     Fields the model does not declare are kept in ``model_extra`` and written
-    back unchanged.
+    back unchanged, except that ``to_json_bytes`` leaves out one whose value
+    is None, as it does every declared field that is None.
     """
 
     model_config = ConfigDict(

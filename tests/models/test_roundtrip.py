@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 import uuid
 from datetime import timedelta, timezone
@@ -93,3 +94,15 @@ def test_write_read_write_is_stable(message):
     assert type(reread) is type(message)
     assert models.to_json_bytes(reread) == written
     assert reread == message
+
+
+def test_null_unknown_field_is_left_out():
+    order = models.parse_order_request(
+        {"OrderControlCode": "CA", "Foo": None, "Order": {"LocalId": "ORD1", "Bar": None, "Baz": {"Qux": None}}}
+    )
+
+    written = json.loads(models.to_json_bytes(order))
+
+    assert "Foo" not in written
+    assert "Bar" not in written["Order"]
+    assert written["Order"]["Baz"] == {"Qux": None}
