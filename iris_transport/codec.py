@@ -30,7 +30,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from iris_transport.exceptions import DecodeError
+import pydantic
+
+from iris_transport.exceptions import DecodeError, MessageValidationError, ValidationProblem
 from iris_transport.transport import OutgoingMessage, PropertyValue, ReceivedMessage
 
 __all__ = [
@@ -121,13 +123,35 @@ def message_decoder(parse: Callable[[bytes], T]) -> Callable[[ReceivedMessage], 
     """Return a ``decode`` callable for the consumer: normalise the body, then ``parse`` it.
 
     ``parse`` receives UTF-8 JSON bytes, for example a model's
-    ``model_validate_json`` or ``iris_transport.models.parse_message``.
+    ``model_validate_json`` or ``iris_transport.models.parse_message``. A
+    pydantic ``ValidationError`` from ``parse`` is raised as
+    ``MessageValidationError`` naming field paths only, because pydantic's own
+    text quotes the invalid values, which may be patient data.
     """
 
     def decode(message: ReceivedMessage) -> T:
-        return parse(decode_json_body(message.body, message.content_type))
+        document = decode_json_body(message.body, message.content_type)
+        try:
+            return parse(document)
+        except pydantic.ValidationError as err:
+            raise _validation_error_without_values(err) from None
 
     return decode
+
+
+def _validation_error_without_values(err: pydantic.ValidationError) -> MessageValidationError:
+    problems = []
+    for error in err.errors(include_input=False, include_url=False, include_context=False):
+        path = ""
+        for part in error["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif path:
+                path += f".{part}"
+            else:
+                path = str(part)
+        problems.append(ValidationProblem(path, error["msg"]))
+    return MessageValidationError(err.title, problems)
 
 
 def decode_model(message: ReceivedMessage) -> Any:
@@ -240,8 +264,12 @@ def _decode_declared_charset(body: bytes, charset: str) -> str:
 
 def _decode_json_text(text: str, depth: int) -> bytes:
     where = "the message body" if depth == 0 else "the JSON document wrapped in a JSON string"
+    if depth > 0:
+        # A sender that wrote its JSON with a BOM and then wrapped that text
+        # in a JSON string leaves the BOM as the string's first character.
+        text = text.removeprefix("\ufeff")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         # JSONDecodeError.msg names the expected token only; err.doc would hold the body.
         raise DecodeError(
@@ -249,6 +277,12 @@ def _decode_json_text(text: str, depth: int) -> bytes:
             line=err.lineno,
             column=err.colno,
         ) from None
+    except RecursionError:
+        raise DecodeError(f"{where} nests arrays or objects too deeply to decode") from None
+    except ValueError as err:
+        # Python rejects integers longer than sys.get_int_max_str_digits() with
+        # a ValueError; the message gives digit counts only.
+        raise DecodeError(f"{where} is not valid JSON: {err}") from None
 
     if isinstance(value, str):
         if depth + 1 >= _MAX_WRAPPING_DEPTH:
@@ -264,6 +298,10 @@ def _decode_json_text(text: str, depth: int) -> bytes:
         return text.strip().encode("utf-8")
     except UnicodeEncodeError:
         raise DecodeError(f"{where} contains an unpaired UTF-16 surrogate escape") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value (RFC 8259 allows no NaN or Infinity)")
 
 
 def _json_type_name(value: object) -> str:

@@ -7,11 +7,12 @@ import json
 import struct
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from iris_transport import codec
 from iris_transport.codec import SERIALIZATION_NAMESPACE, decode_json_body, encode_json_message
-from iris_transport.exceptions import DecodeError
+from iris_transport.exceptions import DecodeError, MessageValidationError
 from iris_transport.transport import ReceivedMessage
 
 EXAMPLES = Path(__file__).parent / "data" / "iris-examples"
@@ -45,6 +46,7 @@ BODIES = {
     "utf-32 with BOM": DOCUMENT.encode("utf-32"),
     "double-encoded JSON": json.dumps(DOCUMENT).encode(),
     "double-encoded JSON with BOM": b"\xef\xbb\xbf" + json.dumps(DOCUMENT).encode(),
+    "double-encoded JSON with a BOM inside the string": json.dumps("\ufeff" + DOCUMENT).encode(),
     "triple-encoded JSON": json.dumps(json.dumps(DOCUMENT)).encode(),
     "DataContract XML text": f'<string xmlns="{SERIALIZATION_NAMESPACE}">{DOCUMENT}</string>'.encode(),
     "DataContract XML with declaration": (
@@ -136,6 +138,11 @@ def test_syntax_error_inside_wrapped_json():
         (b"@\x06string\x083http://example.com/other-namespace/xxxxxxxxxxxxxxxxxxxxx\x99\x02{}", "namespace"),
         (json.dumps(json.dumps(json.dumps(json.dumps("{}")))).encode(), "wrapped more than"),
         (json.dumps('{"Name": "\ud800"}').encode(), "unpaired UTF-16 surrogate"),
+        (b"[" * 100_000, "nests arrays or objects too deeply"),
+        (b'{"Name": ' * 100_000, "nests arrays or objects too deeply"),
+        (b'{"Mrn": ' + b"1" * 5000 + b"}", "not valid JSON: Exceeds the limit"),
+        (b'{"Weight": NaN}', "NaN is not a JSON value"),
+        (json.dumps('{"Weight": -Infinity}').encode(), "-Infinity is not a JSON value"),
     ],
 )
 def test_undecodable_body_raises_reason(body, reason):
@@ -173,6 +180,25 @@ def test_message_decoder_normalises_before_parsing():
     received = ReceivedMessage(body=json.dumps(DOCUMENT).encode(), content_type="text/plain")
 
     assert decode(received) == json.loads(DOCUMENT)
+
+
+def test_message_decoder_hides_pydantic_input_values():
+    class Patient(pydantic.BaseModel):
+        age: int
+        names: list[int]
+
+    decode = codec.message_decoder(Patient.model_validate_json)
+    received = ReceivedMessage(body=b'{"age": "John Doe", "names": [1, "Jane Roe"]}')
+
+    with pytest.raises(MessageValidationError) as caught:
+        decode(received)
+
+    text = str(caught.value)
+    assert "John Doe" not in text
+    assert "Jane Roe" not in text
+    assert [problem.path for problem in caught.value.problems] == ["age", "names[1]"]
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
 
 
 def test_model_round_trip_through_codec():
