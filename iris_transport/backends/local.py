@@ -61,6 +61,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import sqlite3
 import time
 import uuid
@@ -335,7 +336,8 @@ class LocalTransport(Transport):
     async def receive(self, max_messages: int = 1, max_wait: float = 5.0) -> list[ReceivedMessage]:
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, not {max_messages}")
-        if max_wait < 0:
+        if not max_wait >= 0:
+            # Written so that NaN fails too, because a NaN deadline never passes.
             raise ValueError(f"max_wait must be 0 or more seconds, not {max_wait}")
 
         loop = asyncio.get_running_loop()
@@ -452,8 +454,8 @@ class LocalTransport(Transport):
         self._held.pop(lease.row_id, None)
 
     async def retry(self, message: ReceivedMessage, delay: float | None = None) -> None:
-        if delay is not None and delay < 0:
-            raise ValueError(f"delay must be 0 or more seconds, not {delay}")
+        if delay is not None and not (delay >= 0 and math.isfinite(delay)):
+            raise ValueError(f"delay must be a finite number of seconds, 0 or more, not {delay}")
         await self._call(self._retry, self._lease_of(message), delay or 0.0)
         logger.debug("released message %r on local queue %r for another delivery", message.message_id, self.entity)
 
@@ -512,8 +514,8 @@ class LocalTransport(Transport):
         )
 
     async def extend_lock(self, message: ReceivedMessage, duration: float | None = None) -> datetime | None:
-        if duration is not None and duration <= 0:
-            raise ValueError(f"duration must be more than 0 seconds, not {duration}")
+        if duration is not None and not (duration > 0 and math.isfinite(duration)):
+            raise ValueError(f"duration must be a finite number of seconds, more than 0, not {duration}")
         seconds = self.settings.lock_duration if duration is None else duration
         return await self._call(self._extend_lock, self._lease_of(message), seconds)
 
@@ -615,16 +617,7 @@ class LocalTransport(Transport):
         )
         try:
             connection.row_factory = sqlite3.Row
-            journal_mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(journal_mode).lower() != "wal":
-                logger.warning(
-                    "SQLite file %s uses journal mode %r instead of WAL; concurrent consumers will block each other"
-                    " more often. Move it to a local disk.",
-                    path,
-                    journal_mode,
-                )
-            connection.execute("PRAGMA synchronous = FULL")
-            _create_schema(connection, path)
+            _set_up_with_retries(connection, path)
         except BaseException:
             connection.close()
             raise
@@ -632,6 +625,48 @@ class LocalTransport(Transport):
         self._connection = connection
         logger.info("opened local queue %r in %s", self.entity, path)
         return connection
+
+
+def _set_up_with_retries(connection: sqlite3.Connection, path: Path) -> None:
+    """Switch the file to WAL and create the schema, retrying while other processes hold it.
+
+    While a new file is still in rollback-journal mode, SQLite fails
+    ``PRAGMA journal_mode = WAL`` at once with "database is locked", without
+    waiting for the busy timeout, when another connection is writing. That
+    happens when several processes open a new file together.
+    """
+    give_up_at = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            _set_up(connection, path)
+            return
+        except sqlite3.OperationalError as err:
+            if not _is_busy(err) or time.monotonic() + pause > give_up_at:
+                raise
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            logger.debug("SQLite file %s is busy while it is being set up; trying again in %.2f s", path, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _set_up(connection: sqlite3.Connection, path: Path) -> None:
+    journal_mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(journal_mode).lower() != "wal":
+        logger.warning(
+            "SQLite file %s uses journal mode %r instead of WAL; concurrent consumers will block each other"
+            " more often. Move it to a local disk.",
+            path,
+            journal_mode,
+        )
+    connection.execute("PRAGMA synchronous = FULL")
+    _create_schema(connection, path)
+
+
+def _is_busy(err: sqlite3.Error) -> bool:
+    text = str(err)
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def _create_schema(connection: sqlite3.Connection, path: Path) -> None:
@@ -663,7 +698,7 @@ def _write_transaction(connection: sqlite3.Connection) -> Iterator[None]:
 
 def _translate_sqlite_error(err: sqlite3.Error, path: Path) -> TransportError:
     text = str(err)
-    if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+    if _is_busy(err):
         return OperationTimeoutError(
             f"SQLite file {str(path)!r} stayed locked by another process for {BUSY_TIMEOUT_SECONDS:g} seconds",
             backend=LocalTransport.backend_name,

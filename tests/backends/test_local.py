@@ -127,6 +127,25 @@ async def test_file_uses_wal(settings: LocalSettings) -> None:
         connection.close()
 
 
+async def test_new_file_waits_for_other_writer(settings: LocalSettings) -> None:
+    # A connection writing to a file still in rollback-journal mode makes
+    # SQLite fail the switch to WAL at once instead of waiting.
+    blocker = sqlite3.connect(settings.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("CREATE TABLE other_tool (x)")
+    asyncio.get_running_loop().call_later(0.5, blocker.execute, "COMMIT")
+
+    try:
+        async with LocalTransport(settings, "orders") as transport:
+            await asyncio.wait_for(transport.send(OutgoingMessage(body=b"x")), 20)
+            received = await receive_one(transport)
+            await transport.complete(received)
+    finally:
+        blocker.close()
+
+    assert received.body == b"x"
+
+
 # sending
 
 
@@ -306,6 +325,25 @@ async def test_extend_lock_returns_new_expiry(settings: LocalSettings) -> None:
         assert expiry.tzinfo == timezone.utc
         assert expiry > datetime.now(timezone.utc) + timedelta(seconds=100)
         await transport.complete(received)
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0])
+async def test_non_finite_durations_raise(settings: LocalSettings, seconds: float) -> None:
+    async with LocalTransport(settings, "orders") as transport:
+        await transport.send(OutgoingMessage(body=b"x"))
+        received = await receive_one(transport)
+
+        with pytest.raises(ValueError, match="duration must be a finite number"):
+            await transport.extend_lock(received, seconds)
+        with pytest.raises(ValueError, match="delay must be a finite number"):
+            await transport.retry(received, seconds)
+        await transport.complete(received)
+
+
+async def test_nan_max_wait_raises(settings: LocalSettings) -> None:
+    async with LocalTransport(settings, "orders") as transport:
+        with pytest.raises(ValueError, match="max_wait must be 0 or more"):
+            await asyncio.wait_for(transport.receive(1, max_wait=float("nan")), 10)
 
 
 async def test_foreign_message_raises(settings: LocalSettings) -> None:
