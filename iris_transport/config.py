@@ -94,6 +94,7 @@ REDACTED = "**********"
 
 _DEPLOYMENT_KEYS = ("client_guid", "default_site", "channels")
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 # Secrets
@@ -235,6 +236,14 @@ def _validate_secret(value: Any, info: core_schema.ValidationInfo) -> SecretRef:
         if not isinstance(target, str) or not target:
             raise PydanticCustomError(
                 "secret_reference", "the secret's {kind} must be a non-empty string", {"kind": kind}
+            )
+        if kind == "env" and not _ENV_NAME.match(target):
+            # The text is left out because it is often the secret itself,
+            # written where the variable's name belongs.
+            raise PydanticCustomError(
+                "secret_reference",
+                "the secret's env is not an environment variable name (letters, digits and '_'); "
+                'give the name of the variable that contains the secret, e.g. { env = "IRIS_ORDERS_CONNECTION_STRING" }',
             )
         secret = SecretRef(env=target, environ=environ) if kind == "env" else SecretRef(file=target)
     else:

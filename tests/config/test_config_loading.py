@@ -6,6 +6,7 @@ backend (whose SDK is missing) are loaded through ``IRIS_TRANSPORT_PLUGINS``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -360,6 +361,20 @@ def test_missing_secret_variable_named(working_directory: Path, manager: plugins
 
     message = problems_of(caught.value)["channels.results.access_token"]
     assert message == "environment variable IRIS_TEST_TOKEN is not set; set it to the secret"
+
+
+@pytest.mark.parametrize("value", [SECRET, "Endpoint=sb://example/;SharedAccessKey=abc=", "a b"])
+def test_secret_value_as_env_name_hidden(
+    working_directory: Path, manager: plugins.IrisPluginManager, value: str
+) -> None:
+    memory_with_secret(working_directory, f"{{ env = {json.dumps(value)} }}")
+
+    with pytest.raises(InvalidConfigurationError) as caught:
+        load_config(environ={}, plugin_manager=manager)
+
+    message = problems_of(caught.value)["channels.results.access_token"]
+    assert "not an environment variable name" in message
+    assert value not in str(caught.value)
 
 
 def test_missing_secret_file_named(working_directory: Path, manager: plugins.IrisPluginManager) -> None:
