@@ -57,7 +57,9 @@ from azure.servicebus.aio import AutoLockRenewer, ServiceBusClient, ServiceBusRe
 from iris_transport.exceptions import (
     BackendNotInstalledError,
     ConfigurationError,
+    LockLostError,
     MessageTooLargeError,
+    OperationTimeoutError,
     TransportError,
     UnsupportedOperationError,
 )
@@ -109,7 +111,11 @@ class AzureServiceBusTransport(Transport):
         self._renewer: AutoLockRenewer | None = None
         self._batch_limit: int | None = None
         # Received, unsettled messages by lock token: the ones close() abandons.
-        self._held: dict[str, ServiceBusReceivedMessage] = {}
+        self._held: dict[str, tuple[ServiceBusReceivedMessage, ServiceBusReceiver]] = {}
+        # Set after the receiver's connection failed: the SDK reconnects by
+        # itself, but a receiver that reconnected after a dropped connection was
+        # seen to attach a new link and then never receive, so it is replaced.
+        self._receiver_failed = False
         self._sender_lock = asyncio.Lock()
         self._receive_lock = asyncio.Lock()
         self._closed = False
@@ -182,7 +188,8 @@ class AzureServiceBusTransport(Transport):
                 self._sender = client.get_queue_sender(self.entity)
         return self._sender
 
-    def _get_receiver(self) -> ServiceBusReceiver:
+    async def _get_receiver(self) -> ServiceBusReceiver:
+        """Return the receiver, opening its link first so that a short receive wait is not spent on the opening."""
         if self._receiver is not None:
             return self._receiver
         if self.settings.topic is not None and self.settings.subscription is None:
@@ -202,9 +209,16 @@ class AzureServiceBusTransport(Transport):
 
         client = self._get_client()
         if self.settings.subscription is not None:
-            self._receiver = client.get_subscription_receiver(self.entity, self.settings.subscription, **options)
+            receiver = client.get_subscription_receiver(self.entity, self.settings.subscription, **options)
         else:
-            self._receiver = client.get_queue_receiver(self.entity, **options)
+            receiver = client.get_queue_receiver(self.entity, **options)
+        with translate_errors("open receiver", self.receive_path, self.settings):
+            try:
+                await receiver.__aenter__()
+            except BaseException:
+                await _close_quietly(receiver, f"receiver on {self.receive_path}")
+                raise
+        self._receiver = receiver
         if self.settings.max_lock_renewal_duration is not None and self._peek_lock and self._renewer is None:
             self._renewer = AutoLockRenewer(max_lock_renewal_duration=self.settings.max_lock_renewal_duration)
         logger.info("Opened a Service Bus receiver on %s for channel %s", self.receive_path, self.channel)
@@ -284,19 +298,25 @@ class AzureServiceBusTransport(Transport):
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {max_messages}")
         async with self._receive_lock:
-            receiver = self._get_receiver()
-            with translate_errors("receive", self.receive_path, self.settings):
-                try:
+            if self._receiver_failed:
+                logger.info("Replacing the Service Bus receiver on %s after a connection failure", self.receive_path)
+                self._receiver_failed = False
+                await self._drop_receiver()
+            try:
+                receiver = await self._get_receiver()
+            except OperationTimeoutError:
+                if not self._is_session_receiver():
+                    raise
+                # No session had messages while the receiver waited to lock one.
+                return []
+            try:
+                with translate_errors("receive", self.receive_path, self.settings):
                     sdk_messages = await receiver.receive_messages(
                         max_message_count=max_messages, max_wait_time=max(max_wait, 0.01)
                     )
-                except sdk_errors.OperationTimeoutError:
-                    if not self._is_session_receiver():
-                        raise
-                    # No session had messages within the wait: the receiver gets
-                    # a new chance at the next call.
-                    await self._drop_receiver()
-                    return []
+            except TransportError as err:
+                self._receiver_failed = err.transient
+                raise
 
             if not sdk_messages and self._is_session_receiver() and not self._held:
                 # The locked session is empty, so let go of it and take the next one.
@@ -305,12 +325,11 @@ class AzureServiceBusTransport(Transport):
         received = []
         for sdk_message in sdk_messages:
             if self._peek_lock:
-                self._held[str(sdk_message.lock_token)] = sdk_message
+                self._held[str(sdk_message.lock_token)] = (sdk_message, receiver)
                 if self._renewer is not None and not self._is_session_receiver():
                     self._renewer.register(receiver, sdk_message)
             received.append(to_received_message(sdk_message))
-        if received:
-            logger.debug("Received %d message(s) from %s", len(received), self.receive_path)
+        logger.debug("Received %d message(s) from %s", len(received), self.receive_path)
         return received
 
     def _is_session_receiver(self) -> bool:
@@ -328,7 +347,7 @@ class AzureServiceBusTransport(Transport):
         whose ``sequence_number`` pages through the entity.
         """
         async with self._receive_lock:
-            receiver = self._get_receiver()
+            receiver = await self._get_receiver()
             with translate_errors("peek", self.receive_path, self.settings):
                 sdk_messages = await receiver.peek_messages(
                     max_message_count=max_messages, sequence_number=from_sequence_number or 0
@@ -338,12 +357,12 @@ class AzureServiceBusTransport(Transport):
     async def receive_deferred(self, sequence_numbers: Sequence[int]) -> list[ReceivedMessage]:
         """Receive deferred messages by the sequence numbers that ``defer`` returned."""
         async with self._receive_lock:
-            receiver = self._get_receiver()
+            receiver = await self._get_receiver()
             with translate_errors("receive deferred", self.receive_path, self.settings):
                 sdk_messages = await receiver.receive_deferred_messages(list(sequence_numbers))
         for sdk_message in sdk_messages:
             if self._peek_lock:
-                self._held[str(sdk_message.lock_token)] = sdk_message
+                self._held[str(sdk_message.lock_token)] = (sdk_message, receiver)
         return [to_received_message(sdk_message) for sdk_message in sdk_messages]
 
     # settling
@@ -371,7 +390,7 @@ class AzureServiceBusTransport(Transport):
     async def defer(self, message: ReceivedMessage) -> int:
         """Defer the message and return its sequence number, which ``receive_deferred`` takes."""
         self._require_peek_lock("defer")
-        sdk_message = self._held_message(message, "defer")
+        sdk_message, _receiver = self._held_message(message, "defer")
         await self._settle(message, "defer", lambda receiver, held: receiver.defer_message(held))
         return sdk_message.sequence_number
 
@@ -381,12 +400,12 @@ class AzureServiceBusTransport(Transport):
         Service Bus renews for the entity's lock duration, so ``duration`` is ignored.
         """
         self._require_peek_lock("extend_lock")
-        sdk_message = self._held_message(message, "extend_lock")
-        receiver = self._active_receiver("extend_lock")
-        with translate_errors("renew lock", self.receive_path, self.settings):
-            if self._is_session_receiver():
-                return await receiver.session.renew_lock()
-            return await receiver.renew_message_lock(sdk_message)
+        sdk_message, receiver = self._held_message(message, "extend_lock")
+        if self._is_session_receiver():
+            return await self._call_with_lock("renew lock", message, receiver, lambda: receiver.session.renew_lock())
+        return await self._call_with_lock(
+            "renew lock", message, receiver, lambda: receiver.renew_message_lock(sdk_message)
+        )
 
     async def _settle(
         self,
@@ -394,12 +413,10 @@ class AzureServiceBusTransport(Transport):
         operation: str,
         action: Callable[[ServiceBusReceiver, ServiceBusReceivedMessage], Awaitable[None]],
     ) -> None:
-        sdk_message = self._held_message(message, operation)
-        receiver = self._active_receiver(operation)
+        sdk_message, receiver = self._held_message(message, operation)
         token = str(sdk_message.lock_token)
         try:
-            with translate_errors(operation, self.receive_path, self.settings):
-                await action(receiver, sdk_message)
+            await self._call_with_lock(operation, message, receiver, lambda: action(receiver, sdk_message))
         except TransportError as err:
             # A lost lock or a settled message cannot be settled by anyone now.
             if not err.transient:
@@ -407,28 +424,61 @@ class AzureServiceBusTransport(Transport):
             raise
         self._held.pop(token, None)
 
-    def _held_message(self, message: ReceivedMessage, operation: str) -> ServiceBusReceivedMessage:
+    async def _call_with_lock(
+        self,
+        operation: str,
+        message: ReceivedMessage,
+        receiver: ServiceBusReceiver,
+        call: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """Run a lock operation on the receiver that received ``message``."""
+        try:
+            with translate_errors(operation, self.receive_path, self.settings):
+                return await call()
+        except ValueError as err:
+            # The SDK raises a plain ValueError when the receiver that got the
+            # message lost its connection. Service Bus releases the locks of a
+            # closed link, so the lock is gone.
+            self._receiver_failed = True
+            raise self._lock_lost(operation, message) from err
+        finally:
+            if receiver is not self._receiver:
+                # The receiver was replaced while this call ran, and the SDK
+                # reopens a closed receiver to retry a settlement. Left open, it
+                # would take messages that nobody reads.
+                await _close_quietly(receiver, f"replaced receiver on {self.receive_path}")
+
+    def _held_message(
+        self, message: ReceivedMessage, operation: str
+    ) -> tuple[ServiceBusReceivedMessage, ServiceBusReceiver]:
+        """Return the SDK message and its receiver; raise when this transport cannot settle it."""
         sdk_message = message.handle
         if not isinstance(sdk_message, ServiceBusReceivedMessage) or sdk_message.lock_token is None:
             raise ValueError(
                 f"cannot {operation} message {message.message_id!r}: it was not received with peek-lock"
                 " by an azure transport"
             )
-        if self._held.get(str(sdk_message.lock_token)) is not sdk_message:
+        token = str(sdk_message.lock_token)
+        held = self._held.get(token)
+        if held is None or held[0] is not sdk_message:
             raise TransportError(
                 f"cannot {operation} message {message.message_id!r}: this transport does not hold it;"
                 " it was settled already, or another transport received it",
                 backend=BACKEND,
                 transient=False,
             )
-        return sdk_message
+        receiver = held[1]
+        if receiver is not self._receiver:
+            self._held.pop(token, None)
+            raise self._lock_lost(operation, message)
+        return held
 
-    def _active_receiver(self, operation: str) -> ServiceBusReceiver:
-        if self._receiver is None:
-            raise TransportError(
-                f"cannot {operation}: the receiver on {self.receive_path} is closed", backend=BACKEND, transient=False
-            )
-        return self._receiver
+    def _lock_lost(self, operation: str, message: ReceivedMessage) -> LockLostError:
+        return LockLostError(
+            f"cannot {operation} message {message.message_id!r}: the connection that received it was"
+            " lost, and its lock with it; Service Bus delivers the message again",
+            backend=BACKEND,
+        )
 
     def _require_peek_lock(self, operation: str) -> None:
         if not self._peek_lock:
@@ -468,7 +518,9 @@ class AzureServiceBusTransport(Transport):
     async def _release_held(self, receiver: ServiceBusReceiver) -> int:
         released = 0
         held, self._held = list(self._held.values()), {}
-        for sdk_message in held:
+        for sdk_message, received_by in held:
+            if received_by is not receiver:
+                continue
             try:
                 await asyncio.wait_for(receiver.abandon_message(sdk_message), CLOSE_TIMEOUT)
             except (sdk_errors.ServiceBusError, sdk_errors.MessageAlreadySettled, asyncio.TimeoutError) as err:
