@@ -168,6 +168,7 @@ class Consumer(Generic[T]):
         self._signals_requested = False
         self._running = False
         self._finished: asyncio.Event | None = None
+        self._exit_exception: BaseException | None = None
         self._buffer: collections.deque[_Delivery] = collections.deque()
         self._active: dict[asyncio.Task[None], _Delivery] = {}
 
@@ -240,6 +241,7 @@ class Consumer(Generic[T]):
         self._force = asyncio.Event()
         self._capacity_freed = asyncio.Event()
         self._finished = asyncio.Event()
+        self._exit_exception = None
         self._running = True
         self._uninstall_signals: Callable[[], None] = lambda: None
         if self._signals_requested:
@@ -276,6 +278,8 @@ class Consumer(Generic[T]):
 
         if fatal is not None:
             raise fatal
+        if self._exit_exception is not None:
+            raise self._exit_exception
 
     # Receiving
 
@@ -369,6 +373,23 @@ class Consumer(Generic[T]):
     # Handling one message
 
     async def _process(self, delivery: _Delivery) -> None:
+        try:
+            await self._process_message(delivery)
+        except (KeyboardInterrupt, SystemExit) as err:
+            # Left to propagate, these would end the event loop with no
+            # shutdown, so the consumer gives the message back, stops, and
+            # run() raises the exception afterwards.
+            logger.error(
+                "The handler of message %s (delivery %d) raised %s: releasing the message and stopping the consumer",
+                *_ids(delivery.message),
+                type(err).__name__,
+            )
+            if self._exit_exception is None:
+                self._exit_exception = err
+            self.request_stop()
+            await self._settle(delivery, "retry", None)
+
+    async def _process_message(self, delivery: _Delivery) -> None:
         message = delivery.message
         try:
             decoded = await self._decode(message)
@@ -408,6 +429,13 @@ class Consumer(Generic[T]):
                 await self._release_key(key)
             await self._handle_failure(delivery, err, stage="handler")
             return
+        except BaseException:
+            # Cancelled at the shutdown deadline, or KeyboardInterrupt or
+            # SystemExit: the message is delivered again, and a key left
+            # claimed would make that delivery look like a duplicate.
+            if key is not None:
+                await self._release_key(key)
+            raise
 
         if key is not None:
             try:

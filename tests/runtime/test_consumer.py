@@ -346,6 +346,78 @@ async def test_stop_abandons_handler_after_deadline(make_transport, caplog):
     assert [message.message_id for message in left] == ["msg-tx-1"]
 
 
+@pytest.mark.parametrize("exception", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("handler_kind", ["sync", "async"])
+def test_handler_exit_stops_consumer_cleanly(make_transport, exception, handler_kind):
+    asyncio.run(send_all(make_transport(), json_message("tx-1")))
+    store = MemoryDeduplicationStore()
+
+    def sync_handler(document: dict) -> None:
+        raise exception()
+
+    async def async_handler(document: dict) -> None:
+        raise exception()
+
+    handler = sync_handler if handler_kind == "sync" else async_handler
+    transport = make_transport()
+    consumer = SyncConsumer(
+        transport,
+        handler,
+        decode=decode_json,
+        receive_wait=0.2,
+        dedup=store,
+        dedup_key=lambda document: document["TransactionId"],
+    )
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        # The event loop re-raises these from run(), so it runs in its own thread and loop.
+        try:
+            consumer.run()
+        except BaseException as err:
+            raised.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+
+    assert not thread.is_alive()
+    assert [type(err) for err in raised] == [exception]
+    assert transport._closed
+    assert asyncio.run(store.claim("tx-1"))
+    # Given back at once, long before its lock would expire.
+    left = asyncio.run(drain(make_transport(), wait=LOCK_DURATION / 4))
+    assert [message.message_id for message in left] == ["msg-tx-1"]
+
+
+async def test_abandoned_handler_releases_dedup_key(make_transport):
+    await send_all(make_transport(), json_message("tx-1"))
+    store = MemoryDeduplicationStore()
+    started = threading.Event()
+    release = threading.Event()
+
+    async def handler(document: dict) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    consumer = make_consumer(
+        make_transport(),
+        handler,
+        shutdown_timeout=0.5,
+        dedup=store,
+        dedup_key=lambda document: document["TransactionId"],
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_until(started.is_set)
+        await asyncio.wait_for(consumer.stop(), 30)
+        await asyncio.wait_for(task, 30)
+    finally:
+        release.set()
+
+    assert await store.claim("tx-1")
+
+
 async def test_retry_held_when_backend_cannot_delay(make_transport):
     await send_all(make_transport(), json_message("tx-1"))
     attempts: list[float] = []
