@@ -453,13 +453,11 @@ class AzureServiceBusTransport(Transport):
     ) -> tuple[ServiceBusReceivedMessage, ServiceBusReceiver]:
         """Return the SDK message and its receiver; raise when this transport cannot settle it."""
         sdk_message = message.handle
-        if not isinstance(sdk_message, ServiceBusReceivedMessage) or sdk_message.lock_token is None:
-            raise ValueError(
-                f"cannot {operation} message {message.message_id!r}: it was not received with peek-lock"
-                " by an azure transport"
-            )
+        if not isinstance(sdk_message, ServiceBusReceivedMessage):
+            raise ValueError(f"cannot {operation} message {message.message_id!r}: an azure transport did not receive it")
+        # The SDK clears the lock token of a settled message.
         token = str(sdk_message.lock_token)
-        held = self._held.get(token)
+        held = self._held.get(token) if sdk_message.lock_token is not None else None
         if held is None or held[0] is not sdk_message:
             raise TransportError(
                 f"cannot {operation} message {message.message_id!r}: this transport does not hold it;"
