@@ -205,6 +205,8 @@ class AzureServiceBusTransport(Transport):
         if self.is_dead_letter:
             options["sub_queue"] = ServiceBusSubQueue.DEAD_LETTER
         elif self.settings.sessions:
+            # NOTE: session receiving has not run against a broker, because the
+            # test emulator serves no sessions.
             options["session_id"] = NEXT_AVAILABLE_SESSION
 
         client = self._get_client()
@@ -445,7 +447,7 @@ class AzureServiceBusTransport(Transport):
             if receiver is not self._receiver:
                 # The receiver was replaced while this call ran, and the SDK
                 # reopens a closed receiver to retry a settlement. Left open, it
-                # would take messages that nobody reads.
+                # would take messages that no caller reads.
                 await _close_quietly(receiver, f"replaced receiver on {self.receive_path}")
 
     def _held_message(
