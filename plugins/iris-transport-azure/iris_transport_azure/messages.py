@@ -6,7 +6,9 @@ section. Incoming, every body shape an AMQP sender can produce becomes bytes:
 * one or more Data sections: the sections concatenated;
 * an AMQP value: a string as UTF-8, binary as is, a map or list as JSON,
   any other scalar as its JSON text, null as an empty body;
-* one or more AMQP sequence sections: one JSON array of all their items.
+* one or more AMQP sequence sections: their items together; a single item
+  is converted as an AMQP value would be (so a JSON string or a map in a
+  one-item sequence reads like a plain message), several become a JSON array.
 
 Decoding the bytes (BOMs, .NET DataContract strings, JSON) is the codec's
 job, not the transport's. Application property keys and string values
@@ -138,6 +140,8 @@ def body_bytes(sdk_message: ServiceBusReceivedMessage) -> bytes:
         items: list[Any] = []
         for section in sdk_message.body:
             items.extend(section)
+        if len(items) == 1:
+            return _value_bytes(items[0])
         return _json_bytes(items)
     return _value_bytes(sdk_message.body)
 
