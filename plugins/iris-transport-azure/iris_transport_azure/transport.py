@@ -167,7 +167,7 @@ class AzureServiceBusTransport(Transport):
             try:
                 from azure.identity.aio import DefaultAzureCredential
             except ImportError as err:
-                raise BackendNotInstalledError(BACKEND, 'pip install "azure-identity"', "azure.identity") from err
+                raise BackendNotInstalledError(BACKEND, 'pip install "iris-transport-azure[identity]"', "azure.identity") from err
             return DefaultAzureCredential()
 
         from azure.core.credentials import AzureSasCredential
