@@ -11,7 +11,7 @@ IrisTransportError
 │                                       the backend cannot do that operation
 └── TransportError                      a broker operation failed
     ├── TransportConnectionError        cannot reach the broker (transient)
-    ├── OperationTimeoutError           the broker did not answer in time (transient)
+    ├── OperationTimeoutError           the broker did not respond in time (transient)
     ├── ThrottledError                  the broker asked the client to slow down (transient)
     ├── ServiceUnavailableError         the broker reported a temporary fault (transient)
     ├── AuthenticationError             credentials rejected or not allowed (permanent)
@@ -178,7 +178,7 @@ class TransportConnectionError(TransportError):
 
 
 class OperationTimeoutError(TransportError):
-    """The broker did not answer within the operation's deadline."""
+    """The broker did not respond within the operation's deadline."""
 
     transient = True
 

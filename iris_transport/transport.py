@@ -2,7 +2,7 @@
 
 A transport moves opaque messages (bytes plus properties) to and from one
 broker entity: a queue, a topic and subscription, or a Pub/Sub topic and
-subscription. It knows nothing of IRIS models. Backends subclass
+subscription. It does not import or interpret the IRIS models. Backends subclass
 ``Transport``; callers that are not async wrap one in ``SyncTransport``.
 """
 
@@ -66,7 +66,7 @@ class ReceivedMessage(OutgoingMessage):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Capabilities:
-    """What a backend can do, declared as data so the runtime can adapt.
+    """The operations and limits of a backend, declared as data so that the runtime can adapt.
 
     Sizes are in bytes and durations in seconds. ``None`` means no limit, or
     not applicable.
