@@ -68,7 +68,10 @@ class AsyncIrisClient:
     dead-lettered, with ``backoff`` between attempts. ``concurrency`` handlers
     run at once per channel. ``dedup`` skips messages whose TransactionId was
     handled already. ``shutdown_timeout`` is the seconds in-flight handlers
-    get to finish, and ``receive_wait`` the seconds per broker poll.
+    get to finish, and ``receive_wait`` the seconds per broker poll. With
+    ``include_exception_message=False`` a failing handler's exception is
+    recorded by its type name alone, in logs and in the dead-letter reason,
+    for handlers whose exceptions may quote patient data.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class AsyncIrisClient:
         dedup: DeduplicationStore | None = None,
         shutdown_timeout: float = 30.0,
         receive_wait: float = 5.0,
+        include_exception_message: bool = True,
     ) -> None:
         self.config = config if config is not None else load_config()
         self.handlers = HandlerRegistry()
@@ -90,6 +94,7 @@ class AsyncIrisClient:
         self.dedup = dedup
         self.shutdown_timeout = shutdown_timeout
         self.receive_wait = receive_wait
+        self.include_exception_message = include_exception_message
 
         self._producers: dict[str, Producer] = {}
         self._producer_lock = asyncio.Lock()
@@ -343,6 +348,7 @@ class AsyncIrisClient:
             "backoff": self.backoff,
             "shutdown_timeout": self.shutdown_timeout,
             "receive_wait": self.receive_wait,
+            "include_exception_message": self.include_exception_message,
         }
         if self.dedup is not None:
             options["dedup"] = self.dedup

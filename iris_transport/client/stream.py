@@ -27,10 +27,13 @@ class MessageStream(Generic[T]):
     A message is completed when the loop requests the next one, or when an
     ``async with`` block around the stream exits without an exception. When
     the block exits with an exception, or the stream is closed otherwise
-    (``aclose``, the client closing), the message in hand is given back and
-    delivered again. A plain ``async for`` cannot tell a ``break`` after
-    success from an exception, so after a ``break`` the message in hand is
-    given back when the stream closes, unless ``ack()`` was called first.
+    (``aclose``, the client closing), the message in hand is given back at
+    once and delivered again. That is not a failed attempt: it is neither
+    delayed by the backoff nor dead-lettered, although the broker's own
+    delivery count still grows. A plain ``async for`` cannot tell a
+    ``break`` after success from an exception, so after a ``break`` the
+    message in hand is given back when the stream closes, unless ``ack()``
+    was called first. ``nack()`` is the way to report a failed attempt.
 
     Undecodable and invalid messages are dead-lettered by the runtime and
     never yielded. Lock renewal runs while the caller holds a message.
@@ -50,6 +53,7 @@ class MessageStream(Generic[T]):
         )
         self._task: asyncio.Task[None] | None = None
         self._current: asyncio.Future[None] | None = None
+        self._deliveries: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._on_close = on_close
 
@@ -98,11 +102,15 @@ class MessageStream(Generic[T]):
         if self._closed and self._task is None:
             return
         self._closed = True
-        self.nack()
+        self._current = None
         while not self._queue.empty():
-            _item, done = self._queue.get_nowait()
-            if not done.done():
-                done.set_exception(StreamClosed("the stream closed before the message was read"))
+            self._queue.get_nowait()
+        # Cancelling the delivery leaves its message unsettled, as at the
+        # consumer's shutdown deadline, so closing the transport below
+        # releases it at once. Failing the delivery instead would count as
+        # a handler failure, so the message would be delayed and finally dead-lettered.
+        for delivery in list(self._deliveries):
+            delivery.cancel()
         if self._task is not None:
             await self._consumer.stop()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -121,6 +129,12 @@ class MessageStream(Generic[T]):
         await self.aclose()
 
     async def _deliver(self, item: T) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, done))
-        await done
+        task = asyncio.current_task()
+        assert task is not None
+        self._deliveries.add(task)
+        try:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await self._queue.put((item, done))
+            await done
+        finally:
+            self._deliveries.discard(task)

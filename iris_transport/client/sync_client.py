@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from iris_transport import models
 from iris_transport.client.async_client import AsyncIrisClient, SentMessage
@@ -84,14 +87,22 @@ class IrisClient:
 
     Takes the same arguments. Handlers may be plain functions or coroutine
     functions. ``close`` (or leaving ``with``) closes every transport and
-    stops the thread.
+    stops the thread. The thread never keeps the process alive, but a
+    client still open when the interpreter exits is not closed cleanly:
+    messages it held go back to the queue only when their locks expire.
     """
 
     def __init__(self, config: IrisConfig | None = None, **options: Any) -> None:
         self.async_client = AsyncIrisClient(config, **options)
-        self._portal_cm = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
+        self._portal, self._portal_thread = _start_daemon_portal()
         self._closed = False
+        # Runs at close(), or when a client that was never closed is collected.
+        self._finalizer = weakref.finalize(
+            self, _close_client, self.async_client, self._portal, self._portal_thread
+        )
+        # NOTE: not at interpreter exit, because by then the thread pools of
+        # the transports (the local backend's SQLite worker) reject new work.
+        self._finalizer.atexit = False
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **options: Any) -> IrisClient:
@@ -106,31 +117,31 @@ class IrisClient:
 
     def send_order(self, order: OrderInput) -> SentMessage:
         """Send an OrderRequest with whatever OrderControlCode it carries."""
-        return self._portal.call(self.async_client.send_order, order)
+        return self._call(self.async_client.send_order, order)
 
     def submit_order(self, order: OrderInput) -> SentMessage:
         """Send a new order (NW)."""
-        return self._portal.call(self.async_client.submit_order, order)
+        return self._call(self.async_client.submit_order, order)
 
     def change_order(self, order: OrderInput) -> SentMessage:
         """Send a change (XO) of an order created earlier."""
-        return self._portal.call(self.async_client.change_order, order)
+        return self._call(self.async_client.change_order, order)
 
     def cancel_order(self, local_id: str, *, site: str | None = None, client_guid: str | None = None) -> SentMessage:
         """Cancel (CA) the order whose Order.LocalId is ``local_id``."""
         call = functools.partial(self.async_client.cancel_order, local_id, site=site, client_guid=client_guid)
-        return self._portal.call(call)
+        return self._call(call)
 
     def resend_results(
         self, local_id: str, *, site: str | None = None, client_guid: str | None = None
     ) -> SentMessage:
         """Ask IRIS to send the results of the order ``local_id`` again."""
         call = functools.partial(self.async_client.resend_results, local_id, site=site, client_guid=client_guid)
-        return self._portal.call(call)
+        return self._call(call)
 
     def submit_grading(self, grading: GradingInput) -> SentMessage:
         """Send a GradingSubmission (IRIS test environments only)."""
-        return self._portal.call(self.async_client.submit_grading, grading)
+        return self._call(self.async_client.submit_grading, grading)
 
     # Handlers and iterators
 
@@ -144,11 +155,11 @@ class IrisClient:
 
     def events(self) -> SyncMessageStream[models.EventBase]:
         """Return a blocking iterator over the events on the ``events`` channel."""
-        return SyncMessageStream(self._portal, self._portal.call(_call_async, self.async_client.events))
+        return SyncMessageStream(self._portal, self._call(_call_async, self.async_client.events))
 
     def results(self) -> SyncMessageStream[models.OrderResult]:
         """Return a blocking iterator over the OrderResults on the ``results`` channel."""
-        return SyncMessageStream(self._portal, self._portal.call(_call_async, self.async_client.results))
+        return SyncMessageStream(self._portal, self._call(_call_async, self.async_client.results))
 
     # Serving
 
@@ -157,6 +168,7 @@ class IrisClient:
 
         Signal handlers are installed only when called from the main thread.
         """
+        self._check_open()
         restore = _install_stop_signals(self.async_client)
         try:
             self._portal.call(functools.partial(self.async_client.serve, install_signal_handlers=False))
@@ -171,19 +183,60 @@ class IrisClient:
 
     def close(self) -> None:
         """Close every transport the client opened and stop its event-loop thread."""
-        if self._closed:
-            return
         self._closed = True
-        try:
-            self._portal.call(self.async_client.close)
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+        self._finalizer()
+
+    def _call(self, function: Callable[..., T], *args: Any) -> T:
+        self._check_open()
+        return self._portal.call(function, *args)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
 
     def __enter__(self) -> IrisClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _start_daemon_portal() -> tuple[BlockingPortal, threading.Thread]:
+    """Run a BlockingPortal's event loop on a new daemon thread and return both.
+
+    anyio's ``start_blocking_portal`` runs its loop on a non-daemon thread,
+    so a client that was never closed would keep the interpreter from exiting.
+    """
+    started: concurrent.futures.Future[BlockingPortal] = concurrent.futures.Future()
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            started.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(serve)
+        except BaseException as err:
+            if not started.done():
+                started.set_exception(err)
+            raise
+
+    thread = threading.Thread(target=run, name="iris-client-loop", daemon=True)
+    thread.start()
+    return started.result(), thread
+
+
+def _close_client(client: AsyncIrisClient, portal: BlockingPortal, thread: threading.Thread) -> None:
+    if threading.current_thread() is thread:
+        # Collected on its own loop thread, where blocking on the portal would deadlock.
+        logger.warning("An IrisClient was collected on its own event-loop thread without close(); its transports stay open")
+        return
+    try:
+        portal.call(client.close)
+    finally:
+        portal.call(portal.stop)
+        thread.join()
 
 
 async def _call_async(function: Callable[[], T]) -> T:

@@ -357,3 +357,91 @@ async def test_undecodable_event_is_dead_lettered(config, example_order):
         assert message.application_properties["DeadLetterReason"] == "DecodeError"
     finally:
         await dead_letters.close()
+
+
+async def _send_event(config, local_id: str = "ORD1", message_id: str = "m1") -> None:
+    from iris_transport.codec import encode_model
+
+    event = models.OrderCreationReceipt(
+        transaction_id=uuid.uuid4(), order_local_id=local_id, success=True
+    )
+    transport = config.create_transport("events")
+    try:
+        await transport.send(encode_model(event, message_id=message_id))
+    finally:
+        await transport.close()
+
+
+async def _dead_letters(config, channel: str) -> list[Any]:
+    transport = config.create_transport(channel).dead_letter_transport()
+    try:
+        return await transport.receive(max_messages=10, max_wait=0.2)
+    finally:
+        await transport.close()
+
+
+async def test_break_then_close_gives_message_back(config):
+    await _send_event(config)
+
+    # Each round breaks out of a plain loop and closes the client; that is
+    # not a handler failure, so it must neither delay nor dead-letter the event.
+    for _ in range(3):
+        async with AsyncIrisClient(config, receive_wait=0.2, max_attempts=2) as client:
+            async for event in client.events():
+                assert event.order_local_id == "ORD1"
+                break
+
+    transport = config.create_transport("events")
+    try:
+        [message] = await transport.receive(max_messages=1, max_wait=0.5)
+        await transport.complete(message)
+    finally:
+        await transport.close()
+    assert message.message_id == "m1"
+    assert await _dead_letters(config, "events") == []
+
+
+async def test_stream_closed_with_error_gives_back_at_once(config):
+    await _send_event(config)
+
+    async with AsyncIrisClient(config, receive_wait=0.2, max_attempts=1) as client:
+        with pytest.raises(KeyError):
+            async with client.events() as events:
+                async for _event in events:
+                    raise KeyError("caller bug")
+        async with client.events() as events:
+            again = await asyncio.wait_for(events.__anext__(), WAIT)
+
+    assert again.order_local_id == "ORD1"
+    assert await _dead_letters(config, "events") == []
+
+
+async def test_nack_counts_as_failed_attempt(config):
+    await _send_event(config)
+
+    async with AsyncIrisClient(config, receive_wait=0.2, max_attempts=1) as client:
+        async with client.events() as events:
+            await asyncio.wait_for(events.__anext__(), WAIT)
+            events.nack()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(events.__anext__(), 1.0)
+
+    [dead] = await _dead_letters(config, "events")
+    assert dead.application_properties["DeadLetterReason"] == "StreamClosed"
+
+
+async def test_handler_error_text_can_be_hidden(config):
+    await _send_event(config, local_id="ORD-SECRET")
+    client = AsyncIrisClient(config, receive_wait=0.2, max_attempts=1, include_exception_message=False)
+
+    @client.on_event
+    def fail(event: models.EventBase) -> None:
+        client.request_stop()
+        raise ValueError(f"patient value {event.order_local_id}")
+
+    async with client:
+        await asyncio.wait_for(client.serve(install_signal_handlers=False), WAIT)
+
+    [dead] = await _dead_letters(config, "events")
+    assert dead.application_properties["DeadLetterReason"] == "ValueError"
+    assert "ORD-SECRET" not in json.dumps(dead.application_properties)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -80,3 +82,34 @@ def test_sync_cancel(config):
 
     assert sent.subject == "CA"
     assert sent.message.site.local_id == "PC1234"
+
+
+def test_sync_closed_client_rejects_calls(config):
+    client = IrisClient(config)
+    client.close()
+
+    with pytest.raises(RuntimeError, match="client is closed"):
+        client.cancel_order("ORD-5")
+    with pytest.raises(RuntimeError, match="client is closed"):
+        client.events()
+
+
+def test_unclosed_sync_client_lets_script_exit(config, tmp_path):
+    # A plain script that forgets close() must still end.
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "from iris_transport.client import IrisClient\n"
+        "from iris_transport.config import load_config\n"
+        "client = IrisClient(load_config(sys.argv[1]))\n"
+        "client.cancel_order('ORD-5')\n"
+        "print('sent', flush=True)\n"
+    )
+
+    completed = subprocess.run(
+        [sys.executable, str(script), str(config.source)], capture_output=True, text=True, timeout=WAIT
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "sent\n"
+    assert completed.stderr == ""
