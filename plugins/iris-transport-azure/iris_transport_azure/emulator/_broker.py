@@ -44,6 +44,12 @@ DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
 LOCK_LOST_CONDITION = "com.microsoft:message-lock-lost"
 TICK_SECONDS = 0.1
 _INCOMING_CREDIT = 500
+# A disposition cannot be split across frames, and the SDK's dead-letter
+# disposition (azure-servicebus 7.15) carries the error description twice,
+# as the error's description and in its info. With Proton's default of
+# 32 KiB a long description closed the connection with a framing error.
+# 1 MiB is the frame size that the SDK itself offers.
+MAX_FRAME_SIZE = 1024 * 1024
 
 
 @dataclasses.dataclass(eq=False)
@@ -74,10 +80,20 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
             logger.exception("Emulator failed while handling %s, so its connection is closed", event.type)
             connection = getattr(event, "connection", None)
             if connection is not None:
-                connection.condition = Condition("amqp:internal-error", "The emulator failed. Its log has the traceback.")
-                connection.close()
+                close_with_error(connection, "amqp:internal-error", "The emulator failed. Its log has the traceback.")
 
     return wrapper
+
+
+def close_with_error(connection: Connection, name: str, description: str) -> None:
+    """Close a connection with an AMQP error that the SDK can read.
+
+    The SDK (azure-servicebus 7.15) reads the info field of a close frame's
+    error unconditionally and fails with an IndexError when it is missing.
+    Proton leaves out an empty info map, so the error carries a tracking id.
+    """
+    connection.condition = Condition(name, description, {symbol("com.microsoft:tracking-id"): str(uuid.uuid4())})
+    connection.close()
 
 
 def entity_path(address: str | None) -> str:
@@ -134,6 +150,13 @@ class BrokerHandler(Handler):
             self._tick_task = None
 
     # connections and sessions
+
+    @_guarded
+    def on_connection_bound(self, event: Any) -> None:
+        # A connection is tracked from its first byte, not from its open
+        # frame, so that stop() also closes sockets that never sent one.
+        self.connections.add(event.connection)
+        event.transport.max_frame_size = MAX_FRAME_SIZE
 
     @_guarded
     def on_connection_remote_open(self, event: Any) -> None:
@@ -466,8 +489,7 @@ class BrokerHandler(Handler):
         """Close every client connection with an AMQP close frame."""
         for connection in list(self.connections):
             if connection.state & Endpoint.LOCAL_ACTIVE:
-                connection.condition = Condition("amqp:connection:forced", "The emulator is stopping.")
-                connection.close()
+                close_with_error(connection, "amqp:connection:forced", "The emulator is stopping.")
 
 
 _TERMINAL_STATES = (Delivery.ACCEPTED, Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED)

@@ -82,6 +82,12 @@ def _field(body: dict, name: str) -> Any:
     return body[name]
 
 
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _RequestError(400, ARGUMENT_ERROR, f"The field {name!r} must hold integers, got {type(value).__name__}.")
+    return int(value)
+
+
 def _elements(value: Any) -> list:
     if isinstance(value, Array):
         return list(value.elements)
@@ -101,7 +107,7 @@ def _lock_tokens(body: dict) -> list[uuid.UUID]:
 
 
 def _sequence_numbers(body: dict) -> list[int]:
-    return [int(number) for number in _elements(_field(body, "sequence-numbers"))]
+    return [_integer("sequence-numbers", number) for number in _elements(_field(body, "sequence-numbers"))]
 
 
 def _message_entries(messages: list, *, delivered: bool) -> dict:
@@ -122,8 +128,8 @@ def _renew_lock(store: Store, entity: Entity, body: dict) -> Reply:
 
 
 def _peek(store: Store, entity: Entity, body: dict) -> Reply:
-    start = int(_field(body, "from-sequence-number"))
-    count = int(_field(body, "message-count"))
+    start = _integer("from-sequence-number", _field(body, "from-sequence-number"))
+    count = _integer("message-count", _field(body, "message-count"))
     messages = store.peek(entity, start, max(count, 0))
     if not messages:
         return Reply(204, "No messages to peek.")
@@ -158,7 +164,7 @@ def _cancel_scheduled(store: Store, entity: Entity, body: dict) -> Reply:
 
 def _receive_by_sequence_number(store: Store, entity: Entity, body: dict) -> Reply:
     # receiver-settle-mode 0 ("first") is receive-and-delete; 1 ("second") is peek-lock.
-    peek_lock = int(body.get("receiver-settle-mode", 1)) != 0
+    peek_lock = _integer("receiver-settle-mode", body.get("receiver-settle-mode", 1)) != 0
     messages = store.receive_deferred(entity, _sequence_numbers(body), peek_lock=peek_lock)
     if not messages:
         return Reply(204, "No messages.")

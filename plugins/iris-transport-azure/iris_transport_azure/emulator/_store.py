@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-
-
 from iris_transport_azure.emulator._codec import MessageParts, timestamp_ms
 
 logger = logging.getLogger(__name__)
@@ -230,6 +228,10 @@ class Store:
         self.clock = clock
         self.entities: dict[str, Entity] = {}
         self._locks: dict[uuid.UUID, tuple[Entity, StoredMessage]] = {}
+        # Lock expiries per entity as (locked_until, lock token) heaps, so that
+        # a timer tick looks only at due locks. Entries of settled or renewed
+        # locks are skipped when they reach the top.
+        self._lock_expiries: dict[Entity, list[tuple[float, uuid.UUID]]] = {}
 
     # entities
 
@@ -326,15 +328,17 @@ class Store:
         message.lock_token = uuid.uuid4()
         message.locked_until = self.clock() + entity.options.lock_duration
         self._locks[message.lock_token] = (entity, message)
+        heapq.heappush(self._lock_expiries.setdefault(entity, []), (message.locked_until, message.lock_token))
 
     def receive_deferred(self, entity: Entity, sequence_numbers: list[int], *, peek_lock: bool) -> list[StoredMessage]:
         """Take deferred messages by sequence number.
 
         Raises ``MessageNotFoundError`` when a number names no deferred
-        message, as Service Bus does.
+        message, as Service Bus does. A number given twice returns its
+        message once.
         """
         messages = []
-        for number in sequence_numbers:
+        for number in dict.fromkeys(sequence_numbers):
             message = entity.messages.get(number)
             if message is None or message.state is not MessageState.DEFERRED:
                 raise MessageNotFoundError(f"no deferred message has sequence number {number} on {entity.name}")
@@ -401,6 +405,7 @@ class Store:
         entity, message = self._take_lock(lock_token)
         message.locked_until = self.clock() + entity.options.lock_duration
         self._locks[lock_token] = (entity, message)
+        heapq.heappush(self._lock_expiries.setdefault(entity, []), (message.locked_until, lock_token))
         return message.locked_until
 
     def _unlock(self, entity: Entity, message: StoredMessage) -> None:
@@ -457,12 +462,17 @@ class Store:
         now = self.clock()
         became_available = False
 
-        for lock_token, (owner, message) in list(self._locks.items()):
-            if owner is entity and message.locked_until is not None and message.locked_until <= now:
-                del self._locks[lock_token]
-                logger.debug("Lock expired on message %d of %s", message.sequence_number, entity.name)
-                self._abandon(entity, message)
-                became_available = True
+        expiries = self._lock_expiries.get(entity, [])
+        while expiries and expiries[0][0] <= now:
+            locked_until, lock_token = heapq.heappop(expiries)
+            found = self._locks.get(lock_token)
+            if found is None or found[1].locked_until != locked_until:
+                continue  # settled, or renewed to a later expiry
+            message = found[1]
+            del self._locks[lock_token]
+            logger.debug("Lock expired on message %d of %s", message.sequence_number, entity.name)
+            self._abandon(entity, message)
+            became_available = True
 
         for message in entity.pop_due_scheduled(now):
             message.state = MessageState.ACTIVE

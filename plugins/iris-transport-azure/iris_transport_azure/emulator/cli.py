@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -101,7 +102,10 @@ def servicebus_command(
         )
         emulator.start()
     except (ValueError, EmulatorError) as error:
-        raise click.ClickException(str(error)) from error
+        message = str(error)
+        if isinstance(error.__cause__, OSError) and error.__cause__.errno == errno.EADDRINUSE:
+            message += "; pass another --port, or --port 0 for a free one"
+        raise click.ClickException(message) from error
 
     stop_requested = threading.Event()
 

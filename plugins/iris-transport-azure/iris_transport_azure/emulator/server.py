@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -83,6 +84,8 @@ class ServiceBusEmulator:
         self._port: int | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        # Guards the injector's pipe, which _run closes while other threads may still call trigger().
+        self._injector_lock = threading.Lock()
 
     # lifecycle
 
@@ -111,7 +114,10 @@ class ServiceBusEmulator:
         if not self._ready.wait(timeout):
             raise EmulatorError(f"the emulator did not start within {timeout} seconds")
         if self._startup_error is not None:
-            raise EmulatorError(f"the emulator failed to start: {self._startup_error}") from self._startup_error
+            reason = getattr(self._startup_error, "strerror", None) or self._startup_error
+            raise EmulatorError(
+                f"the emulator failed to start: cannot listen on {self.host}:{self._requested_port}: {reason}"
+            ) from self._startup_error
         return self
 
     def serve_forever(self) -> None:
@@ -139,7 +145,16 @@ class ServiceBusEmulator:
         except KeyboardInterrupt:
             logger.info("Service Bus emulator interrupted")
         finally:
+            self._close_injector()
             logger.info("Service Bus emulator stopped")
+
+    def _close_injector(self) -> None:
+        # Proton's EventInjector never closes its pipe, so each start would leak two descriptors.
+        with self._injector_lock:
+            injector, self._injector = self._injector, None
+            if injector is not None:
+                for descriptor in injector.pipe:
+                    os.close(descriptor)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every connection, stop serving and wait for the thread to end."""
@@ -186,7 +201,10 @@ class ServiceBusEmulator:
         if self._thread is threading.current_thread():
             return function()
         future: Future[T] = Future()
-        self._injector.trigger(ApplicationEvent("emulator_call", subject=(function, future)))
+        with self._injector_lock:
+            if self._injector is None:
+                raise EmulatorError("the emulator is not running")
+            self._injector.trigger(ApplicationEvent("emulator_call", subject=(function, future)))
         try:
             return future.result(timeout)
         except TimeoutError:

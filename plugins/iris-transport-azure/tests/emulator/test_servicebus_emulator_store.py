@@ -135,3 +135,59 @@ def test_entity_paths_resolve_case_insensitively(clock):
     assert store.resolve("orders") is queue
     assert store.resolve("ORDERS/$deadletterqueue") is queue.dead_letter_queue
     assert store.resolve("/Orders/") is queue
+
+
+def test_renewed_lock_expires_at_its_new_time(clock):
+    store = make_store(clock, lock_duration=10)
+    queue = store.resolve("orders")
+    store.enqueue(queue, parts())
+    message = store.receive(queue, peek_lock=True)
+
+    clock.now += 8
+    store.renew_lock(message.lock_token)
+    clock.now += 8
+    store.process_timers(queue)
+    assert message.state is MessageState.LOCKED
+
+    clock.now += 3
+    store.process_timers(queue)
+    assert message.state is MessageState.ACTIVE
+    assert message.lock_token is None
+
+
+def test_lock_expiry_releases_only_due_locks(clock):
+    store = make_store(clock, lock_duration=5)
+    orders = store.resolve("orders")
+    events = store.resolve("events")
+    for _ in range(3):
+        store.enqueue(orders, parts())
+    store.enqueue(events, parts())
+    early = store.receive(orders, peek_lock=True)
+    completed = store.receive(orders, peek_lock=True)
+    other_queue = store.receive(events, peek_lock=True)
+    store.settle(completed.lock_token, Outcome.COMPLETE)
+
+    clock.now += 3
+    late = store.receive(orders, peek_lock=True)
+    clock.now += 3
+    assert store.process_timers(orders)
+
+    assert early.state is MessageState.ACTIVE
+    assert early.delivery_attempts == 1
+    assert late.state is MessageState.LOCKED
+    assert other_queue.state is MessageState.LOCKED
+    assert completed.sequence_number not in orders.messages
+
+
+def test_thousands_of_locks_expire_together(clock):
+    store = make_store(clock, lock_duration=1)
+    queue = store.resolve("orders")
+    for _ in range(5000):
+        store.enqueue(queue, parts())
+    locked = [store.receive(queue, peek_lock=True) for _ in range(5000)]
+
+    clock.now += 2
+    assert store.process_timers(queue)
+
+    assert all(message.state is MessageState.ACTIVE for message in locked)
+    assert store.receive(queue, peek_lock=True) is locked[0]
