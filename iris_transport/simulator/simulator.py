@@ -172,6 +172,8 @@ class IrisSimulator:
         self._consumers: list[Consumer[Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Set by request_stop, so that handlers skip their remaining delays.
+        self._stop_event = asyncio.Event()
         self._progress = asyncio.Condition()
 
     # Lifecycle
@@ -219,11 +221,17 @@ class IrisSimulator:
         if self._task is not None:
             raise RuntimeError("the simulator is running already")
         self._stopping = False
+        self._stop_event.clear()
         self._task = asyncio.create_task(self.serve(), name="iris-simulator-serve")
 
     def request_stop(self) -> None:
-        """Ask ``serve`` to stop, without waiting."""
+        """Ask ``serve`` to stop, without waiting.
+
+        Orders in progress skip their remaining delays, so each finishes at
+        once and its message is completed.
+        """
         self._stopping = True
+        self._stop_event.set()
         self._request_consumers_stop()
 
     async def stop(self) -> None:
@@ -384,6 +392,9 @@ class IrisSimulator:
             if key in order.images or order.status is OrderStatus.CANCELLED:
                 continue
             await self._sleep(self.delays.image)
+            # Another message for this order may have received the image during the delay.
+            if key in order.images or order.status is OrderStatus.CANCELLED:
+                continue
             iris_image_id = order.rng.randint(10_000_000, 99_999_999)
             order.images[key] = (iris_image_id, image, self.clock())
             await self._publish_event(
@@ -505,7 +516,7 @@ class IrisSimulator:
         if submission is not None:
             problems = models.find_sending_problems(submission)
             site_problem = self._site_problem(submission.site)
-            if site_problem is not None:
+            if site_problem is not None and all(problem.path != site_problem.path for problem in problems):
                 problems.append(site_problem)
 
         order = self.orders.get((client_guid, local_id)) if local_id else None
@@ -569,7 +580,7 @@ class IrisSimulator:
         await self._count("results")
         logger.info(
             "Sent OrderResult %s for order %s (ResultCode %s, report %d bytes)",
-            result.transaction_id, order.local_id, result_code.value, len(report),
+            str(result.transaction_id).upper(), order.local_id, result_code.value, len(report),
         )
 
     def _build_result(self, order: SimulatedOrder, result_code: models.ResultCode, now: datetime) -> models.OrderResult:
@@ -676,8 +687,12 @@ class IrisSimulator:
         await producer.send(encode_json_message(body, message_id=message_id, subject=subject))
 
     async def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await asyncio.sleep(seconds)
+        if seconds <= 0 or self._stop_event.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
 
 def _decode_document(message: ReceivedMessage) -> tuple[str, Any]:

@@ -17,7 +17,7 @@ from iris_transport import models
 from iris_transport.codec import encode_json_message
 from iris_transport.config import IrisConfig
 from iris_transport.exceptions import ConfigurationError
-from iris_transport.simulator import IrisSimulator, example_order_bytes, local_config
+from iris_transport.simulator import IrisSimulator, SimulatorDelays, example_order_bytes, local_config
 from iris_transport.transport import OutgoingMessage
 
 from conftest import require_peer
@@ -370,3 +370,61 @@ def test_simulator_needs_a_client_guid(tmp_path):
 
     with pytest.raises(ConfigurationError, match="ClientGuid"):
         IrisSimulator(config)
+
+
+async def test_stop_cuts_delays_short(config, example_order):
+    # With a minute before each step, the simulator sends every reply only if
+    # stopping ends the delays. Otherwise the handler is abandoned at the
+    # shutdown deadline and no result is ever sent.
+    sim = IrisSimulator(
+        config, receive_wait=0.2, shutdown_timeout=5.0, delays=SimulatorDelays.uniform(60.0)
+    )
+    async with sim:
+        await send_order(config, example_order)
+        await sim.wait_until(lambda stats: stats["events"] >= 1, WAIT)
+
+    events = await receive_all(config, "events")
+    results = await receive_all(config, "results")
+    assert [event["ResultObjectType"] for event in events] == [
+        "OrderCreationReceipt",
+        "ImageReceipt",
+        "ReadyForGradingEvent",
+        "OrderGradedEvent",
+    ]
+    assert len(results) == 1
+    assert await receive_all(config, "orders", wait=0.2) == []
+
+
+async def test_concurrent_change_receipts_image_once(config, example_order):
+    change = json.loads(json.dumps(example_order))
+    change["OrderControlCode"] = "XO"
+    second_image = dict(change["Camera"]["Images"][0], LocalId="1234-1-2", Laterality="OS")
+    change["Camera"]["Images"].append(second_image)
+
+    # The NW handler waits before its ImageReceipt, so the XO of the same
+    # image arrives while the first image is still pending.
+    async with simulator(config, delays=SimulatorDelays(image=3.0)) as sim:
+        await send_order(config, example_order, "order-1")
+        await sim.wait_until(lambda stats: stats["events"] >= 1, WAIT)
+        await send_order(config, change, "order-2")
+        await run_until(sim, orders=2, results=1)
+
+    events = await receive_all(config, "events")
+    image_ids = [event["ImageLocalId"] for event in events if event["ResultObjectType"] == "ImageReceipt"]
+    assert sorted(image_ids) == ["1234-1-1", "1234-1-2"]
+
+
+async def test_grading_problems_listed_once(config):
+    transport = config.create_transport("gradings")
+    body = json.dumps({"ClientGuid": EXAMPLE_CLIENT_GUID, "OD": {"Gradable": True}}).encode()
+    await transport.send(encode_json_message(body, message_id="grading-1"))
+    await transport.close()
+
+    async with simulator(config) as sim:
+        await sim.wait_until(lambda stats: stats["gradings"] >= 1, WAIT)
+
+    [receipt] = await receive_all(config, "events")
+    problems = receipt["ErrorMessage"].split("; ")
+    assert receipt["Success"] is False
+    assert "Site.LocalId: is required" in problems
+    assert len(problems) == len(set(problems))
