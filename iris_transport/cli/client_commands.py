@@ -19,7 +19,13 @@ import click
 from iris_transport import models
 from iris_transport.client import AsyncIrisClient
 from iris_transport.config import InvalidConfigurationError, IrisConfig, load_config
-from iris_transport.exceptions import ConfigurationError, DecodeError, MessageValidationError, TransportError
+from iris_transport.exceptions import (
+    ConfigurationError,
+    DecodeError,
+    MessageTooLargeError,
+    MessageValidationError,
+    TransportError,
+)
 from iris_transport.simulator import DemoError, IrisSimulator, SimulatorDelays, run_demo
 from iris_transport.simulator.demo import format_event, format_result_line, report_file_name, summarize_result
 
@@ -76,6 +82,11 @@ def _reports_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
+        except KeyboardInterrupt:
+            # asyncio.run has cancelled the command's task and closed its channels by now.
+            command = click.get_current_context().command_path
+            click.echo(f"error: interrupted: `{command}` stopped before it finished", err=True)
+            raise SystemExit(1) from None
         except MessageValidationError as err:
             count = len(err.problems)
             click.echo(f"error: {err.model} is invalid ({count} problem{'s' if count != 1 else ''}); nothing was sent", err=True)
@@ -91,6 +102,11 @@ def _reports_errors(function: F) -> F:
             raise SystemExit(1) from None
         except ConfigurationError as err:
             _fail(str(err), "correct the configuration, then check it with `iris-transport config check`")
+        except MessageTooLargeError as err:
+            _fail(
+                f"the message was not sent: {err}",
+                "make the message smaller, for example by sending images by reference in Camera.Images",
+            )
         except TransportError as err:
             _fail(
                 f"the broker operation failed: {err}",
@@ -151,6 +167,8 @@ def demo(output_dir: Path, timeout: float, seed: int, delay: float, verbose: boo
     patient's name or date of birth, but the saved PDF contains both.
     """
     _configure_logging(verbose)
+    # Created first, so that an unusable path fails before anything is sent.
+    output_dir.mkdir(parents=True, exist_ok=True)
     outcome = _run(run_demo(output_dir, timeout=timeout, seed=seed, delay=delay, echo=click.echo))
     click.echo("")
     click.echo("OrderResult summary:")
@@ -215,8 +233,14 @@ def send_grading(file: Any, config_path: Path | None, verbose: bool) -> None:
 # iris-transport cancel / resend
 
 
+def _check_local_id(_context: click.Context, _parameter: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("must be the order's Order.LocalId, not blank")
+    return value
+
+
 @click.command(epilog=EXIT_CODES)
-@click.argument("local_id")
+@click.argument("local_id", callback=_check_local_id)
 @click.option("--site", default=None, help="Site.LocalId of the order. Default: default_site of the configuration.")
 @_config_option
 @_verbose_option
@@ -238,7 +262,7 @@ def cancel(local_id: str, site: str | None, config_path: Path | None, verbose: b
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("local_id")
+@click.argument("local_id", callback=_check_local_id)
 @click.option("--site", default=None, help="Site.LocalId of the order. Default: default_site of the configuration.")
 @_config_option
 @_verbose_option
@@ -306,6 +330,9 @@ def listen(
         raise click.UsageError("--save-reports applies to `listen results` only")
     config = _load(config_path)
     backend = config.channel(channel).backend
+    if reports_dir is not None:
+        # Created first, so that an unusable path fails before any result is received.
+        reports_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"Listening on channel {channel} (backend {backend}); press Ctrl+C to stop.", err=True)
 
     received = _run(_listen(config, channel, reports_dir, as_json, count, timeout))
@@ -326,6 +353,7 @@ async def _listen(
 ) -> int:
     client = AsyncIrisClient(config, receive_wait=1.0, shutdown_timeout=10.0)
     received = 0
+    save_error: OSError | None = None
 
     def counted() -> None:
         nonlocal received
@@ -344,14 +372,23 @@ async def _listen(
 
         @client.on_result
         def print_result(result: models.OrderResult) -> None:
+            nonlocal save_error
+            path = None
+            if reports_dir is not None:
+                try:
+                    path = _save_report(result, reports_dir)
+                except OSError as err:
+                    # A local disk problem: stop listening, so that the result
+                    # goes back to the queue instead of failing every retry.
+                    save_error = err
+                    client.request_stop()
+                    raise
             if as_json:
                 click.echo(models.to_json_bytes(result, strict=False).decode("utf-8"))
             else:
                 click.echo(format_result_line(result))
-            if reports_dir is not None:
-                path = _save_report(result, reports_dir)
-                if path is not None:
-                    click.echo(f"  report saved: {path}", err=as_json)
+            if path is not None:
+                click.echo(f"  report saved: {path}", err=as_json)
             counted()
 
     async with client:
@@ -361,6 +398,8 @@ async def _listen(
         except asyncio.TimeoutError:
             client.request_stop()
             await serving
+    if save_error is not None:
+        raise save_error
     return received
 
 

@@ -43,7 +43,7 @@ def invoke(*args: str, input: bytes | None = None):
     return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
 
 
-def queue_bodies(config_file: Path, channel: str) -> list[dict]:
+def queue_bodies(config_file: Path, channel: str, wait: float = 0.5) -> list[dict]:
     from iris_transport.config import load_config
 
     config = load_config(config_file, environ={})
@@ -51,7 +51,7 @@ def queue_bodies(config_file: Path, channel: str) -> list[dict]:
     async def drain() -> list[dict]:
         transport = config.create_transport(channel)
         try:
-            messages = await transport.receive(max_messages=10, max_wait=0.5)
+            messages = await transport.receive(max_messages=10, max_wait=wait)
             for message in messages:
                 await transport.complete(message)
             return [json.loads(message.body) for message in messages]
@@ -288,3 +288,88 @@ def test_simulate_answers_until_sigterm(config_file, order_file, tmp_path):
     assert "IRIS simulator stopped" in stderr
     for value in PATIENT_VALUES:
         assert value not in stderr
+
+
+@pytest.mark.parametrize("command", ["cancel", "resend"])
+def test_blank_local_id_is_usage_error(config_file, command):
+    result = CliRunner().invoke(main, [command, " ", "--config", str(config_file)])
+
+    assert result.exit_code == 2
+    assert "LOCAL_ID" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert queue_bodies(config_file, "orders") == []
+
+
+def test_send_order_too_large(config_file, tmp_path):
+    order = json.loads(example_order_bytes())
+    order["Order"]["AdditionalInfo"] = "John Doe " * 200_000
+    path = tmp_path / "large.json"
+    path.write_text(json.dumps(order))
+
+    result = CliRunner().invoke(main, ["send", "order", str(path), "--config", str(config_file)])
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert "over the backend's limit" in lines[0]
+    assert lines[1].startswith("fix: ")
+    assert "credentials" not in lines[1]
+    for value in PATIENT_VALUES:
+        assert value not in result.stderr
+    assert queue_bodies(config_file, "orders") == []
+
+
+def test_demo_unusable_output_fails_first(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    result = CliRunner().invoke(main, ["demo", "--output", str(blocker / "reports"), "--delay", "0"])
+
+    assert result.exit_code == 1
+    assert "Submitted" not in result.stdout
+    assert result.stderr.startswith("error: ")
+    assert "fix: " in result.stderr
+
+
+def test_demo_interrupted_by_sigint(tmp_path):
+    process = subprocess.Popen(
+        [str(EXECUTABLE), "demo", "--output", str(tmp_path / "out"), "--delay", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Waiting for"):
+                break
+        process.send_signal(signal.SIGINT)
+        _stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 1
+    assert stderr.splitlines() == ["error: interrupted: `iris-transport demo` stopped before it finished"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_listen_unusable_report_dir_keeps_result(config_file, tmp_path):
+    answer_example_order(config_file)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    result = CliRunner().invoke(
+        main,
+        ["listen", "results", "--save-reports", str(blocker / "reports"), "--count", "1", "--timeout", "30",
+         "--config", str(config_file)],
+    )
+
+    assert result.exit_code == 1
+    assert "error: " in result.stderr
+    assert "fix: " in result.stderr
+    assert "Traceback" not in result.stderr
+    # After the failed attempt the result is delayed by the backoff, about a second.
+    [body] = queue_bodies(config_file, "results", wait=30.0)
+    assert body["ResultCode"] == "F"
