@@ -180,10 +180,15 @@ async def _receive(client: AsyncIrisClient, echo: Callable[[str], Any], progress
 
 
 def format_event(event: models.EventBase) -> str:
-    """Describe an event in one line: type, IRIS order id, LocalId and success, without patient data."""
+    """Describe an event in one line: type, IRIS order id, LocalId and success, without patient data.
+
+    Success is the event's field as received (``-`` when absent), not
+    ``succeeded``, which reads True for every OrderCancelled.
+    """
+    success = "-" if event.success is None else str(event.success).lower()
     return (
         f"  {event.result_object_type:<22} IrisOrderId {event.iris_order_id}  "
-        f"LocalId {event.order_local_id}  Success {str(event.succeeded).lower()}"
+        f"LocalId {event.order_local_id}  Success {success}"
         + (f"  Error {event.error_message}" if event.error_message else "")
     )
 

@@ -373,3 +373,15 @@ def test_listen_unusable_report_dir_keeps_result(config_file, tmp_path):
     # After the failed attempt the result is delayed by the backoff, about a second.
     [body] = queue_bodies(config_file, "results", wait=30.0)
     assert body["ResultCode"] == "F"
+
+
+def test_event_line_shows_wire_success():
+    from iris_transport import models
+    from iris_transport.simulator.demo import format_event
+
+    refused = models.OrderCancelled(order_local_id="ORD1", success=False, error_message="the order is graded already")
+
+    line = format_event(refused)
+
+    assert "Success false" in line
+    assert "Error the order is graded already" in line
