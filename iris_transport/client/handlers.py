@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -86,15 +87,39 @@ class HandlerRegistry:
 
 
 def check_selectors(selectors: Sequence[Any]) -> None:
-    """Raise ``TypeError`` unless every selector is an event class or a ``ResultObjectType`` name."""
+    """Raise ``TypeError`` unless every selector is an event class or a ``ResultObjectType`` name.
+
+    A name close to a known ResultObjectType raises ``ValueError``, because
+    a misspelt selector would let every event pass unhandled. Other unknown
+    names are accepted with a warning, for event types newer than this library.
+    """
     for selector in selectors:
         if isinstance(selector, str):
+            _check_type_name(selector)
             continue
         if not (isinstance(selector, type) and issubclass(selector, models.EventBase)):
             raise TypeError(
                 "on_event takes event classes (such as OrderCreationReceipt) or ResultObjectType names, "
                 f"not {selector!r}"
             )
+
+
+def _check_type_name(name: str) -> None:
+    if name in models.EVENT_TYPES:
+        return
+    if name == "OrderResult":
+        raise TypeError("OrderResults arrive on the results channel: register their handler with @client.on_result")
+
+    known = list(models.EVENT_TYPES)
+    by_lower_case = {known_name.lower(): known_name for known_name in known}
+    close = by_lower_case.get(name.lower()) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.8)), None)
+    if close is not None:
+        raise ValueError(f"unknown ResultObjectType {name!r}; did you mean {close!r}?")
+    logger.warning(
+        "%r is not a ResultObjectType this library knows (%s); the handler runs only for events of exactly that type",
+        name,
+        ", ".join(known),
+    )
 
 
 async def _call(registration: _Registration, argument: Any) -> None:

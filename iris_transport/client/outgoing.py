@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any, Union
 
 from iris_transport import models
 from iris_transport.codec import encode_json_message
-from iris_transport.exceptions import MessageValidationError, ValidationProblem
+from iris_transport.exceptions import DecodeError, MessageValidationError, ValidationProblem
 from iris_transport.transport import OutgoingMessage
 
 __all__ = ["OrderInput", "GradingInput", "fill_defaults", "prepare_grading", "prepare_order", "to_outgoing"]
@@ -59,7 +60,7 @@ def prepare_grading(
     elif isinstance(grading, Mapping):
         submission = models.parse_grading_submission(dict(grading))
     else:
-        submission = models.parse_grading_submission(grading)
+        submission = _parse_json_input(models.parse_grading_submission, grading)
     fill_defaults(submission, client_guid=client_guid, default_site=default_site)
     models.validate_for_sending(submission)
     return submission
@@ -98,7 +99,23 @@ def _as_order_request(order: OrderInput) -> models.OrderRequest:
         return order.model_copy(deep=True)
     if isinstance(order, Mapping):
         return models.parse_order_request(dict(order))
-    return models.parse_order_request(order)
+    return _parse_json_input(models.parse_order_request, order)
+
+
+_PATH_HINT = "pass the content of the file, such as Path(path).read_bytes(), not its path"
+
+
+def _parse_json_input(parse: Any, document: Any) -> Any:
+    # A file name passed where JSON is expected is a common slip, so the
+    # error says how to pass the file's content.
+    if isinstance(document, os.PathLike):
+        raise TypeError(f"expected a model, a JSON object, or JSON bytes or text; {_PATH_HINT}")
+    try:
+        return parse(document)
+    except DecodeError as err:
+        if isinstance(document, str) and not document.lstrip().startswith(("{", '"')):
+            raise DecodeError(f"{err}; {_PATH_HINT}", line=err.line, column=err.column) from err
+        raise
 
 
 def _message_id(message: Any) -> str:

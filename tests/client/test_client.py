@@ -445,3 +445,41 @@ async def test_handler_error_text_can_be_hidden(config):
     [dead] = await _dead_letters(config, "events")
     assert dead.application_properties["DeadLetterReason"] == "ValueError"
     assert "ORD-SECRET" not in json.dumps(dead.application_properties)
+
+
+def test_on_event_rejects_misspelt_type(config):
+    client = AsyncIrisClient(config)
+
+    with pytest.raises(ValueError, match="did you mean 'OrderCreationReceipt'"):
+        client.on_event("OrderCreatedReceipt")
+    with pytest.raises(ValueError, match="did you mean 'ImageReceipt'"):
+        client.on_event("imagereceipt")
+
+
+def test_on_event_sends_order_result_to_on_result(config):
+    client = AsyncIrisClient(config)
+
+    with pytest.raises(TypeError, match="on_result"):
+        client.on_event("OrderResult")
+
+
+def test_on_event_warns_about_unknown_type(config, caplog):
+    client = AsyncIrisClient(config)
+
+    @client.on_event("RetinalAnalysisCompleted")
+    def on_new_type(event: models.EventBase) -> None: ...
+
+    assert "RetinalAnalysisCompleted" in caplog.text
+    assert "not a ResultObjectType" in caplog.text
+
+
+async def test_order_file_path_gets_hint(config, tmp_path):
+    from iris_transport.exceptions import DecodeError
+
+    async with AsyncIrisClient(config) as client:
+        with pytest.raises(DecodeError, match="content of the file"):
+            await client.submit_order("order.json")
+        with pytest.raises(TypeError, match="content of the file"):
+            await client.submit_order(tmp_path / "order.json")
+
+    assert await drain(config, "orders") == []
