@@ -470,6 +470,11 @@ def simulate(
     """
     _configure_logging(verbose, default_level=logging.INFO)
     config = _load(config_path)
+    if not client_guids and not config.client_guid:
+        _fail(
+            "the IRIS simulator has no ClientGuid to accept orders from",
+            "set client_guid in the configuration, or give --client-guid",
+        )
     simulator = IrisSimulator(
         config,
         client_guids=client_guids,

@@ -385,3 +385,13 @@ def test_event_line_shows_wire_success():
 
     assert "Success false" in line
     assert "Error the order is graded already" in line
+
+
+def test_simulate_without_client_guid_names_option(tmp_path):
+    local_config(tmp_path / "queues.sqlite3")
+
+    result = CliRunner().invoke(main, ["simulate", "--config", str(tmp_path / "iris-transport.toml")])
+
+    assert result.exit_code == 1
+    assert "--client-guid" in result.stderr
+    assert "Traceback" not in result.stderr
