@@ -42,6 +42,7 @@ CBS_NODE = "$cbs"
 MANAGEMENT_SUFFIX = "/$management"
 DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
 LOCK_LOST_CONDITION = "com.microsoft:message-lock-lost"
+SESSION_FILTER = "com.microsoft:session-filter"
 TICK_SECONDS = 0.1
 _INCOMING_CREDIT = 500
 # A disposition cannot be split across frames, and the SDK's dead-letter
@@ -214,6 +215,9 @@ class BrokerHandler(Handler):
         except EntityNotFoundError as error:
             logger.info("Rejected link %s: %s", link.name, error)
             self._reject_link(link, "amqp:not-found", str(error))
+        except _SessionsNotServedError as error:
+            logger.info("Rejected link %s: %s", link.name, error)
+            self._reject_link(link, "amqp:not-implemented", str(error))
 
     def _open_incoming(self, link: Link) -> None:
         address = link.remote_target.address or ""
@@ -247,6 +251,12 @@ class BrokerHandler(Handler):
             return
 
         entity = self.store.resolve(path)
+        if _has_session_filter(link.remote_source):
+            # Without this check a session receiver would silently get every
+            # message of the queue, whatever its session id.
+            raise _SessionsNotServedError(
+                f"the emulator does not serve sessions: receive from {entity.name} without a session_id"
+            )
         receive_and_delete = link.remote_snd_settle_mode == Link.SND_SETTLED
         link.snd_settle_mode = link.remote_snd_settle_mode
         link.rcv_settle_mode = link.remote_rcv_settle_mode
@@ -521,6 +531,19 @@ def _settle(delivery: Delivery, state: Any, condition: Condition | None = None) 
         delivery.local.condition = Condition(condition.name, condition.description, info)
     delivery.update(state)
     delivery.settle()
+
+
+class _SessionsNotServedError(Exception):
+    """A receiving link that asks for a session, which the emulator does not serve."""
+
+
+def _has_session_filter(source: Terminus) -> bool:
+    filters = source.filter
+    filters.rewind()
+    if not filters.next():
+        return False
+    filter_set = filters.get_object()
+    return isinstance(filter_set, dict) and symbol(SESSION_FILTER) in filter_set
 
 
 def _copy_terminus(local: Terminus, remote: Terminus) -> None:

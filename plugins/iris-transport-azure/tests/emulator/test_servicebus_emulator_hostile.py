@@ -9,8 +9,14 @@ import threading
 import uuid
 
 import pytest
-from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusReceiveMode, ServiceBusSubQueue
-from azure.servicebus.exceptions import ServiceBusConnectionError
+from azure.servicebus import (
+    NEXT_AVAILABLE_SESSION,
+    ServiceBusClient,
+    ServiceBusMessage,
+    ServiceBusReceiveMode,
+    ServiceBusSubQueue,
+)
+from azure.servicebus.exceptions import ServiceBusConnectionError, ServiceBusError
 from click.testing import CliRunner
 from proton import Message
 from proton.utils import BlockingConnection
@@ -243,3 +249,17 @@ def test_management_field_of_wrong_type_is_bad_request(servicebus_emulator, oper
 
     assert reply.properties["statusCode"] == 400
     assert reply.properties["errorCondition"] == "com.microsoft:argument-error"
+
+
+@pytest.mark.parametrize("session_id", ["order-42", NEXT_AVAILABLE_SESSION])
+def test_session_receiver_is_rejected(servicebus_emulator, queue_name, session_id):
+    servicebus_emulator.create_queue(queue_name)
+    with ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as client:
+        with client.get_queue_sender(queue_name) as sender:
+            sender.send_messages(ServiceBusMessage("in a session", session_id="order-42"))
+        receiver = client.get_queue_receiver(queue_name, session_id=session_id, max_wait_time=2)
+        with pytest.raises(ServiceBusError, match="sessions"):
+            with receiver:
+                receiver.receive_messages(max_message_count=1)
+
+    assert servicebus_emulator.message_count(queue_name) == 1
