@@ -107,7 +107,7 @@ _PATH_HINT = "pass the content of the file, such as Path(path).read_bytes(), not
 
 def _parse_json_input(parse: Any, document: Any) -> Any:
     # A file name passed where JSON is expected is a common slip, so the
-    # error says how to pass the file's content.
+    # error shows how to pass the file's content.
     if isinstance(document, os.PathLike):
         raise TypeError(f"expected a model, a JSON object, or JSON bytes or text; {_PATH_HINT}")
     try:

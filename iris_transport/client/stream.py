@@ -57,6 +57,11 @@ class MessageStream(Generic[T]):
         self._closed = False
         self._on_close = on_close
 
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose`` has finished, called directly or by the client closing."""
+        return self._closed and self._task is None
+
     def __aiter__(self) -> MessageStream[T]:
         return self
 

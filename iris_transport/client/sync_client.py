@@ -47,7 +47,8 @@ class SyncMessageStream(Generic[T]):
         return self
 
     def __next__(self) -> T:
-        if self._closed:
+        if self._closed or self._stream.closed:
+            # The client may have closed the stream and stopped its event loop.
             raise StopIteration
         try:
             return self._portal.call(self._stream.__anext__)
@@ -56,18 +57,21 @@ class SyncMessageStream(Generic[T]):
 
     def ack(self) -> None:
         """Complete the message in hand now."""
-        self._portal.call(_run_sync, self._stream.ack)
+        if not self._stream.closed:
+            self._portal.call(_run_sync, self._stream.ack)
 
     def nack(self) -> None:
         """Give the message in hand back for another delivery."""
-        self._portal.call(_run_sync, self._stream.nack)
+        if not self._stream.closed:
+            self._portal.call(_run_sync, self._stream.nack)
 
     def close(self) -> None:
         """Give back the message in hand and stop receiving."""
         if self._closed:
             return
         self._closed = True
-        self._portal.call(self._stream.aclose)
+        if not self._stream.closed:
+            self._portal.call(self._stream.aclose)
 
     def __enter__(self) -> SyncMessageStream[T]:
         return self

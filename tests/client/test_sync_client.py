@@ -113,3 +113,15 @@ def test_unclosed_sync_client_lets_script_exit(config, tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "sent\n"
     assert completed.stderr == ""
+
+
+def test_sync_stream_after_client_close(config):
+    client = IrisClient(config, receive_wait=0.2)
+    events = client.events()
+    client.close()
+
+    assert next(events, None) is None
+    events.ack()
+    events.close()
+    with events:
+        pass
