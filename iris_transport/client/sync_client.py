@@ -239,7 +239,9 @@ def _close_client(client: AsyncIrisClient, portal: BlockingPortal, thread: threa
     try:
         portal.call(client.close)
     finally:
-        portal.call(portal.stop)
+        # Cancels a serve() still waiting for handlers, which is the case
+        # after a second signal interrupted run().
+        portal.call(portal.stop, True)
         thread.join()
 
 

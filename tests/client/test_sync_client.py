@@ -125,3 +125,55 @@ def test_sync_stream_after_client_close(config):
     events.close()
     with events:
         pass
+
+
+def test_second_signal_ends_run_and_close(config, tmp_path):
+    # The handler outlives the shutdown deadline by far; after a second
+    # SIGTERM, run() and close() must return without waiting for it.
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, signal, sys, threading, time\n"
+        "from iris_transport.client import IrisClient\n"
+        "from iris_transport.config import load_config\n"
+        "client = IrisClient(load_config(sys.argv[1]), receive_wait=0.2, shutdown_timeout=600)\n"
+        "started = threading.Event()\n"
+        "@client.on_event\n"
+        "def block(event):\n"
+        "    started.set()\n"
+        "    time.sleep(600)\n"
+        "def signal_twice():\n"
+        "    started.wait()\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "threading.Thread(target=signal_twice, daemon=True).start()\n"
+        "try:\n"
+        "    client.run()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "client.close()\n"
+        "print('closed', flush=True)\n"
+    )
+    _send_receipt(config)
+
+    completed = subprocess.run(
+        [sys.executable, str(script), str(config.source)], capture_output=True, text=True, timeout=120
+    )
+
+    assert completed.stdout == "interrupted\nclosed\n", completed.stderr
+
+
+def _send_receipt(config) -> None:
+    import asyncio
+
+    from iris_transport.codec import encode_model
+
+    async def send() -> None:
+        transport = config.create_transport("events")
+        try:
+            receipt = models.OrderCreationReceipt(order_local_id="ORD1", success=True)
+            await transport.send(encode_model(receipt, message_id="m1"))
+        finally:
+            await transport.close()
+
+    asyncio.run(send())
