@@ -428,3 +428,19 @@ async def test_grading_problems_listed_once(config):
     assert receipt["Success"] is False
     assert "Site.LocalId: is required" in problems
     assert len(problems) == len(set(problems))
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b"42", b""])
+async def test_non_object_order_is_dead_lettered(config, example_order, body):
+    async with simulator(config) as sim:
+        await send_order(config, body, "not-an-object")
+        await send_order(config, example_order, "order-1")
+        await run_until(sim, orders=1, results=1)
+
+    dead_letters = config.create_transport("orders").dead_letter_transport()
+    try:
+        [message] = await dead_letters.receive(max_messages=1, max_wait=WAIT)
+    finally:
+        await dead_letters.close()
+    assert message.message_id == "not-an-object"
+    assert message.application_properties["DeadLetterReason"] == "DecodeError"
