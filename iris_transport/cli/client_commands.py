@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +129,13 @@ def _load(config_path: Path | None) -> IrisConfig:
     return load_config(config_path)
 
 
+def _hide_unknown_code_warnings() -> None:
+    # Parsing warns about codes outside IRIS's option lists, and validation
+    # before sending reports the same fields as errors, so the warnings
+    # would only repeat them with Python's source lines.
+    warnings.filterwarnings("ignore", category=models.UnknownCodeWarning)
+
+
 # iris-transport demo
 
 
@@ -200,6 +208,7 @@ def send_order(file: Any, config_path: Path | None, verbose: bool) -> None:
     every problem is listed with its field path.
     """
     _configure_logging(verbose)
+    _hide_unknown_code_warnings()
     body = file.read()
     config = _load(config_path)
 
@@ -219,6 +228,7 @@ def send_order(file: Any, config_path: Path | None, verbose: bool) -> None:
 def send_grading(file: Any, config_path: Path | None, verbose: bool) -> None:
     """Send the GradingSubmission in FILE (or -) on the gradings channel (IRIS test environments only)."""
     _configure_logging(verbose)
+    _hide_unknown_code_warnings()
     body = file.read()
     config = _load(config_path)
 

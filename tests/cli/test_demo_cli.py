@@ -395,3 +395,22 @@ def test_simulate_without_client_guid_names_option(tmp_path):
     assert result.exit_code == 1
     assert "--client-guid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_send_unknown_code_shows_no_warning(config_file, tmp_path):
+    order = json.loads(example_order_bytes())
+    order["Camera"]["Images"][0]["Laterality"] = "XX"
+    path = tmp_path / "unknown-code.json"
+    path.write_text(json.dumps(order))
+
+    process = subprocess.run(
+        [str(EXECUTABLE), "send", "order", str(path), "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert process.returncode == 1
+    assert "Warning" not in process.stderr
+    assert process.stderr.splitlines()[0] == "error: OrderRequest is invalid (1 problem); nothing was sent"
+    assert "Camera.Images[0].Laterality" in process.stderr
