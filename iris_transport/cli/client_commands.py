@@ -68,6 +68,16 @@ def _configure_logging(verbose: bool, default_level: int = logging.WARNING) -> N
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
+    # Python's default output of a warning adds the library's file name and
+    # source line, so warnings (such as UnknownCodeWarning on a received
+    # message) become one log line each.
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    logger.warning("%s: %s", category.__name__, message)
 
 
 def _fail(message: str, fix: str) -> None:

@@ -414,3 +414,33 @@ def test_send_unknown_code_shows_no_warning(config_file, tmp_path):
     assert "Warning" not in process.stderr
     assert process.stderr.splitlines()[0] == "error: OrderRequest is invalid (1 problem); nothing was sent"
     assert "Camera.Images[0].Laterality" in process.stderr
+
+
+def test_listen_unknown_code_is_one_log_line(config_file):
+    from iris_transport.codec import encode_json_message
+    from iris_transport.config import load_config
+
+    result_document = json.loads(Path(__file__).parent.parent.joinpath("data", "iris-examples", "order-result.json").read_bytes())
+    result_document["Images"][0]["Laterality"] = "ZZ"
+
+    async def send() -> None:
+        transport = load_config(config_file, environ={}).create_transport("results")
+        try:
+            await transport.send(encode_json_message(json.dumps(result_document).encode(), message_id="r1"))
+        finally:
+            await transport.close()
+
+    asyncio.run(send())
+
+    process = subprocess.run(
+        [str(EXECUTABLE), "listen", "results", "--count", "1", "--timeout", "30", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert process.returncode == 0, process.stderr
+    [warning] = [line for line in process.stderr.splitlines() if "Laterality" in line]
+    assert "WARNING" in warning
+    assert "UnknownCodeWarning: Images[0].Laterality" in warning
+    assert ".py" not in process.stderr
