@@ -103,7 +103,7 @@ class AsyncIrisClient:
         self._serving = False
         self._stop_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._serve_task: asyncio.Task[Any] | None = None
+        self._consumer_tasks: list[asyncio.Task[Any]] = []
         self._closed = False
 
     @classmethod
@@ -268,7 +268,7 @@ class AsyncIrisClient:
             self._request_consumers_stop()
 
         tasks = [asyncio.create_task(consumer.run(), name="iris-client-consumer") for consumer in consumers]
-        self._serve_task = asyncio.current_task()
+        self._consumer_tasks = tasks
         logger.info("Client serving %d channel(s)", len(tasks))
         try:
             done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -285,7 +285,7 @@ class AsyncIrisClient:
             self._consumers = []
             self._serving = False
             self._stop_requested = False
-            self._serve_task = None
+            self._consumer_tasks = []
             logger.info("Client stopped serving")
 
     def run(self) -> None:
@@ -410,8 +410,11 @@ def _install_client_signals(client: AsyncIrisClient) -> Callable[[], None]:
         if signals_seen == 1:
             logger.info("Received %s: stopping the client", signal_name)
             client.request_stop()
-        elif client._serve_task is not None:
+        else:
+            # Cancelling the consumers, not serve() itself, lets serve() and
+            # run() return normally instead of raising CancelledError.
             logger.warning("Received %s again: cancelling handlers still running", signal_name)
-            client._serve_task.cancel()
+            for task in client._consumer_tasks:
+                task.cancel()
 
     return install_signal_handlers(asyncio.get_running_loop(), on_signal)

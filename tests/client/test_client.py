@@ -483,3 +483,38 @@ async def test_order_file_path_gets_hint(config, tmp_path):
             await client.submit_order(tmp_path / "order.json")
 
     assert await drain(config, "orders") == []
+
+
+def test_second_signal_returns_from_run(config, tmp_path):
+    import subprocess
+    import sys
+
+    asyncio.run(_send_event(config))
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import asyncio, os, signal, sys, threading, time\n"
+        "from iris_transport.client import AsyncIrisClient\n"
+        "from iris_transport.config import load_config\n"
+        "client = AsyncIrisClient(load_config(sys.argv[1]), receive_wait=0.2, shutdown_timeout=600)\n"
+        "started = threading.Event()\n"
+        "@client.on_event\n"
+        "async def block(event):\n"
+        "    started.set()\n"
+        "    await asyncio.sleep(600)\n"
+        "def signal_twice():\n"
+        "    started.wait()\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "threading.Thread(target=signal_twice, daemon=True).start()\n"
+        "client.run()\n"
+        "print('returned', flush=True)\n"
+    )
+
+    completed = subprocess.run(
+        [sys.executable, str(script), str(config.source)], capture_output=True, text=True, timeout=120
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "returned\n"
+    assert "Traceback" not in completed.stderr
