@@ -34,16 +34,6 @@ def open_fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def drain(receiver) -> list:
-    """Receive and complete until the queue stays empty for a second."""
-    messages = []
-    while batch := receiver.receive_messages(max_message_count=100, max_wait_time=1):
-        for message in batch:
-            receiver.complete_message(message)
-        messages.extend(batch)
-    return messages
-
-
 def test_concurrent_clients_receive_each_message_once(servicebus_emulator, queue_name):
     servicebus_emulator.create_queue(queue_name)
     total = 2000
@@ -263,3 +253,20 @@ def test_session_receiver_is_rejected(servicebus_emulator, queue_name, session_i
                 receiver.receive_messages(max_message_count=1)
 
     assert servicebus_emulator.message_count(queue_name) == 1
+
+
+def test_emulator_failure_reaches_sdk_as_error(servicebus_emulator, queue_name, monkeypatch, caplog):
+    servicebus_emulator.create_queue(queue_name)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("peek failed on purpose")
+
+    monkeypatch.setattr(servicebus_emulator._store, "peek", fail)
+    with ServiceBusClient.from_connection_string(servicebus_emulator.connection_string, retry_total=0) as client:
+        with client.get_queue_receiver(queue_name) as receiver:
+            with pytest.raises(ServiceBusError) as raised:
+                receiver.peek_messages(max_message_count=1)
+
+    assert "index out of range" not in str(raised.value)
+    assert "peek failed on purpose" in caplog.text
+    assert servicebus_emulator.running
