@@ -165,6 +165,7 @@ class IrisSimulator:
         self.shutdown_timeout = shutdown_timeout
 
         self.orders: dict[tuple[uuid.UUID, str], SimulatedOrder] = {}
+        self._events_without_order: Counter[tuple[str, Optional[str]]] = Counter()
         self.stats: Counter[str] = Counter()
         """Messages handled by kind (``orders``, ``gradings``, ``ignored``) and sent (``events``, ``results``)."""
         self._lock = asyncio.Lock()
@@ -666,7 +667,14 @@ class IrisSimulator:
     # Publishing
 
     async def _publish_event(self, order: Optional[SimulatedOrder], event: models.EventBase) -> None:
-        rng = order.rng if order is not None else random.Random(f"{self.seed}:{self.stats['events']}")
+        if order is not None:
+            rng = order.rng
+        else:
+            # Seeded by the event's own type, LocalId and rank among those, so
+            # its TransactionId neither depends on other orders nor repeats.
+            key = (event.result_object_type, event.order_local_id)
+            self._events_without_order[key] += 1
+            rng = random.Random(f"{self.seed}:{key[0]}:{key[1]}:{self._events_without_order[key]}")
         event.transaction_id = _random_guid(rng)
         event.timestamp = self.clock()
         if order is not None:

@@ -444,3 +444,37 @@ async def test_non_object_order_is_dead_lettered(config, example_order, body):
         await dead_letters.close()
     assert message.message_id == "not-an-object"
     assert message.application_properties["DeadLetterReason"] == "DecodeError"
+
+
+async def test_rejection_ids_ignore_other_orders(tmp_path, example_order):
+    rejected = json.loads(json.dumps(example_order))
+    rejected["Order"]["LocalId"] = "ORD-REJECTED"
+    rejected["Site"]["LocalId"] = "NOT-A-SITE"
+
+    receipts = []
+    for run, sequence in (("good-first", [example_order, rejected]), ("rejected-first", [rejected, example_order])):
+        directory = tmp_path / run
+        directory.mkdir()
+        config = local_config(directory / "queues.sqlite3", client_guid=EXAMPLE_CLIENT_GUID, default_site=EXAMPLE_SITE)
+        async with simulator(config, seed=42) as sim:
+            for number, document in enumerate(sequence, start=1):
+                await send_order(config, document, f"order-{number}")
+                await run_until(sim, orders=number)
+        events = await receive_all(config, "events")
+        [receipt] = [event for event in events if event["OrderLocalId"] == "ORD-REJECTED"]
+        receipts.append(receipt)
+
+    assert receipts[0]["Success"] is False
+    assert receipts[0]["TransactionId"] == receipts[1]["TransactionId"]
+
+
+async def test_repeated_rejections_get_distinct_ids(config, example_order):
+    example_order["Site"]["LocalId"] = "NOT-A-SITE"
+
+    async with simulator(config) as sim:
+        await send_order(config, example_order, "order-1")
+        await send_order(config, example_order, "order-2")
+        await run_until(sim, orders=2)
+
+    first, second = await receive_all(config, "events")
+    assert first["TransactionId"] != second["TransactionId"]
