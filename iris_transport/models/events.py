@@ -73,11 +73,6 @@ class OrderCancelled(EventBase):
     result_object_type: Literal["OrderCancelled"] = "OrderCancelled"
     patient_local_id: Optional[str] = None
 
-    @property
-    def succeeded(self) -> bool:
-        """Always True, because IRIS documents that Success and ErrorMessage are to be ignored on this event."""
-        return True
-
 
 class ImageReceipt(EventBase):
     """IRIS processed an image submitted for an order; check ``succeeded``."""

@@ -182,8 +182,7 @@ async def _receive(client: AsyncIrisClient, echo: Callable[[str], Any], progress
 def format_event(event: models.EventBase) -> str:
     """Describe an event in one line: type, IRIS order id, LocalId and success, without patient data.
 
-    Success is the event's field as received (``-`` when absent), not
-    ``succeeded``, which reads True for every OrderCancelled.
+    Success is the event's field as received, and ``-`` when it is absent.
     """
     success = "-" if event.success is None else str(event.success).lower()
     return (

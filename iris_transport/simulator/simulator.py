@@ -15,8 +15,8 @@ those channels. What it sends, by message received:
   findings, a care plan and a PDF report.
 - XO: an OrderCreationReceipt for the change, then ImageReceipts for new
   images and the steps above that the order had not reached.
-- CA: OrderCancelled for an order it created (``Success: false`` when the
-  order is unknown or graded already).
+- CA: OrderCancelled for a live order it created; nothing for an unknown
+  or graded order, because IRIS ignores such a cancellation.
 - ResendResult: a fresh OrderResult (ResultCode ``R``) for a graded order.
 - GradingSubmission: a GradingReceipt, then an OrderGradedEvent and an
   OrderResult (ResultCode ``C`` when the order was graded before).
@@ -426,22 +426,18 @@ class IrisSimulator:
             await self._grade(order, od, os, models.ResultCode.FINAL)
 
     async def _cancel(self, client_guid: uuid.UUID, local_id: Optional[str], problems: list[ValidationProblem]) -> None:
+        # IRIS ignores a cancellation whose Order.LocalId resolves to no live
+        # order, and one that arrives after grading: it sends no event for either.
         order = self.orders.get((client_guid, local_id)) if local_id else None
         if order is None:
-            error = "; ".join(str(problem) for problem in problems) or "Order.LocalId: no order has this LocalId"
-            await self._publish_event(None, models.OrderCancelled(order_local_id=local_id, success=False, error_message=error))
+            logger.info("Ignored a cancellation: no live order has this Order.LocalId (%d problems)", len(problems))
             return
         if order.status is OrderStatus.GRADED:
-            event = models.OrderCancelled(
-                patient_local_id=order.patient_local_id,
-                success=False,
-                error_message="the order is graded already and cannot be cancelled",
-            )
-        else:
-            order.status = OrderStatus.CANCELLED
-            event = models.OrderCancelled(patient_local_id=order.patient_local_id)
-            logger.info("Cancelled order %s (IRIS order %d)", local_id, order.iris_order_id)
-        await self._publish_event(order, event)
+            logger.info("Ignored a cancellation of IRIS order %d: it is graded already", order.iris_order_id)
+            return
+        order.status = OrderStatus.CANCELLED
+        logger.info("Cancelled order %s (IRIS order %d)", local_id, order.iris_order_id)
+        await self._publish_event(order, models.OrderCancelled(patient_local_id=order.patient_local_id))
 
     async def _resend(
         self,

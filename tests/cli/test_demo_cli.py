@@ -379,12 +379,12 @@ def test_event_line_shows_wire_success():
     from iris_transport import models
     from iris_transport.simulator.demo import format_event
 
-    refused = models.OrderCancelled(order_local_id="ORD1", success=False, error_message="the order is graded already")
+    refused = models.OrderCreationReceipt(order_local_id="ORD1", success=False, error_message="Site.LocalId: unknown site")
 
     line = format_event(refused)
 
     assert "Success false" in line
-    assert "Error the order is graded already" in line
+    assert "Error Site.LocalId: unknown site" in line
 
 
 def test_simulate_without_client_guid_names_option(tmp_path):

@@ -150,13 +150,6 @@ def test_failed_receipt_reports_error():
     assert event.error_message == "Invalid ClientGuid"
 
 
-def test_order_cancelled_ignores_success():
-    document = example_document("event-order-cancelled.json")
-    document["Success"] = False
-
-    assert models.parse_event(document).succeeded is True
-
-
 def test_event_without_success_counts_as_succeeded():
     event = models.parse_event({"ResultObjectType": "OrderGradedEvent", "IrisOrderId": 1})
 
@@ -193,3 +186,11 @@ def test_event_built_in_python_has_its_type():
         "ResultObjectType": "ImageReceipt",
         "Version": "2.3.1",
     }
+
+
+def test_order_cancelled_honours_success() -> None:
+    refused = models.parse_event(b'{"ResultObjectType": "OrderCancelled", "Success": false, "ErrorMessage": "x"}')
+    cancelled = models.parse_event(b'{"ResultObjectType": "OrderCancelled", "Success": true}')
+
+    assert refused.succeeded is False
+    assert cancelled.succeeded is True
