@@ -129,10 +129,12 @@ class BrokerHandler(Handler):
     def on_timer_task(self, event: Any) -> None:
         if self.stopping:
             return
+        # The next tick is scheduled first: a tick that raised would otherwise
+        # end lock expiry, scheduled messages and TTL for good.
+        self._tick_task = event.container.schedule(TICK_SECONDS, self)
         for entity in self.store.all_entities():
             if self.store.process_timers(entity):
                 self.dispatch(entity)
-        self._tick_task = event.container.schedule(TICK_SECONDS, self)
 
     def on_emulator_call(self, event: Any) -> None:
         """Run a function sent from another thread; its ``Future`` receives the result."""

@@ -183,6 +183,8 @@ class ServiceBusEmulator:
     def __enter__(self) -> ServiceBusEmulator:
         if self._thread is None:
             self.start()
+        elif not self.running:
+            raise EmulatorError("the emulator was stopped; create a new one to start again")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -6,6 +6,7 @@ import collections
 import os
 import socket
 import threading
+import time
 import uuid
 
 import pytest
@@ -22,7 +23,8 @@ from proton import Message
 from proton.utils import BlockingConnection
 from servicebus_helpers import receive_until
 
-from iris_transport_azure.emulator import ServiceBusEmulator
+from iris_transport_azure.emulator import EmulatorError, ServiceBusEmulator
+from iris_transport_azure.emulator._store import MessageState
 from iris_transport_azure.emulator.cli import servicebus_command
 
 pytestmark = [pytest.mark.peer("servicebus-emulator"), pytest.mark.timeout(180)]
@@ -270,3 +272,46 @@ def test_emulator_failure_reaches_sdk_as_error(servicebus_emulator, queue_name, 
     assert "index out of range" not in str(raised.value)
     assert "peek failed on purpose" in caplog.text
     assert servicebus_emulator.running
+
+
+def test_timers_survive_a_failed_tick(servicebus_emulator, queue_name, monkeypatch):
+    servicebus_emulator.create_queue(queue_name, lock_duration=1)
+    store = servicebus_emulator._store
+    all_entities = store.all_entities
+    failures = []
+
+    def fail_once():
+        # Only the timer tick lists all entities, so this fails one tick.
+        if not failures:
+            failures.append("tick")
+            raise RuntimeError("timer failed on purpose")
+        return all_entities()
+
+    def lock_state() -> MessageState:
+        (message,) = store.resolve(queue_name).messages.values()
+        return message.state
+
+    with ServiceBusClient.from_connection_string(servicebus_emulator.connection_string) as client:
+        with client.get_queue_sender(queue_name) as sender:
+            sender.send_messages(ServiceBusMessage("locked"))
+        with client.get_queue_receiver(queue_name) as receiver:
+            receive_until(receiver, 1)
+    monkeypatch.setattr(store, "all_entities", fail_once)
+
+    # No client is connected, so only the timer tick can end the lock.
+    deadline = time.monotonic() + 30
+    while servicebus_emulator.call(lock_state) is MessageState.LOCKED and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert failures == ["tick"]
+    assert servicebus_emulator.call(lock_state) is MessageState.ACTIVE
+
+
+def test_stopped_emulator_cannot_be_reentered():
+    emulator = ServiceBusEmulator(queues=["orders"])
+    with emulator:
+        pass
+
+    with pytest.raises(EmulatorError, match="create a new one"):
+        with emulator:
+            pass
