@@ -24,6 +24,9 @@ DEAD_LETTER_REASON = "DeadLetterReason"
 DEAD_LETTER_DESCRIPTION = "DeadLetterErrorDescription"
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 TTL_EXPIRED = "TTLExpiredException"
+# A lock's expiry travels as an AMQP timestamp, so an infinite or huge lock
+# duration would fail every delivery. Service Bus itself allows 5 minutes.
+MAX_LOCK_DURATION = 365 * 24 * 3600.0
 
 
 class EntityNotFoundError(LookupError):
@@ -55,8 +58,11 @@ class QueueOptions:
     max_message_size: int = 256 * 1024
 
     def __post_init__(self) -> None:
-        if not self.lock_duration > 0:
-            raise ValueError(f"lock_duration must be a positive number of seconds, got {self.lock_duration!r}")
+        if not 0 < self.lock_duration <= MAX_LOCK_DURATION:
+            raise ValueError(
+                f"lock_duration must be a positive number of seconds up to {MAX_LOCK_DURATION:.0f} (a year), "
+                f"got {self.lock_duration!r}"
+            )
         if self.max_delivery_count < 1:
             raise ValueError(f"max_delivery_count must be at least 1, got {self.max_delivery_count!r}")
         if self.default_message_ttl is not None and not self.default_message_ttl > 0:

@@ -315,3 +315,11 @@ def test_stopped_emulator_cannot_be_reentered():
     with pytest.raises(EmulatorError, match="create a new one"):
         with emulator:
             pass
+
+
+@pytest.mark.parametrize("lock_duration", ["inf", "1e300"])
+def test_unbounded_lock_duration_is_rejected(lock_duration):
+    result = CliRunner().invoke(servicebus_command, ["--port", "0", "--lock-duration", lock_duration])
+
+    assert result.exit_code == 1
+    assert "lock_duration must be a positive number of seconds up to 31536000" in result.output
