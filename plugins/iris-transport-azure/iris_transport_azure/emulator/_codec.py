@@ -131,7 +131,9 @@ def split_batch(payload: bytes) -> list[bytes] | None:
     The SDK sends a batch as one transfer in message format 0x80013700 whose
     data sections each hold one encoded message. Proton's Python binding does
     not expose a delivery's message format, so a batch is recognized by shape:
-    only data sections in the body, each a complete AMQP message.
+    only data sections in the body, each holding one or more AMQP message
+    sections. A message of the batch may lack a body section, as one that
+    the SDK sends for ``ServiceBusMessage(None)`` does.
     """
     sections = split_sections(payload)
     body = [section for section in sections if section.code in _BODY_SECTIONS]
@@ -149,10 +151,9 @@ def split_batch(payload: bytes) -> list[bytes] | None:
 
 def _is_message(candidate: bytes) -> bool:
     try:
-        sections = split_sections(candidate)
+        return bool(split_sections(candidate))
     except MessageFormatError:
         return False
-    return any(section.code in _BODY_SECTIONS for section in sections)
 
 
 def _described_value(raw: bytes) -> Any:
@@ -179,7 +180,11 @@ class MessageParts:
 
     @classmethod
     def parse(cls, payload: bytes) -> MessageParts:
-        """Parse an encoded message; delivery annotations are dropped."""
+        """Parse an encoded message; delivery annotations are dropped.
+
+        AMQP 1.0 requires a body section, but the SDK sends none for
+        ``ServiceBusMessage(None)``, so a message without one is stored as is.
+        """
         parts = cls()
         body = bytearray()
         for section in split_sections(payload):
@@ -193,8 +198,8 @@ class MessageParts:
                 parts.application_properties_raw = section.raw
             elif section.code != DELIVERY_ANNOTATIONS:
                 body.extend(section.raw)
-        if not body:
-            raise MessageFormatError("the message has no body section")
+        if not payload:
+            raise MessageFormatError("the message is empty")
         parts.body_raw = bytes(body)
         return parts
 

@@ -323,3 +323,24 @@ def test_unbounded_lock_duration_is_rejected(lock_duration):
 
     assert result.exit_code == 1
     assert "lock_duration must be a positive number of seconds up to 31536000" in result.output
+
+
+def test_message_without_body_round_trips(servicebus_emulator, queue_name):
+    servicebus_emulator.create_queue(queue_name)
+    with ServiceBusClient.from_connection_string(servicebus_emulator.connection_string, retry_total=0) as client:
+        with client.get_queue_sender(queue_name) as sender:
+            sender.send_messages(ServiceBusMessage(None, application_properties={"kind": "single"}))
+            batch = sender.create_message_batch()
+            batch.add_message(ServiceBusMessage(None, application_properties={"kind": "batched"}))
+            batch.add_message(ServiceBusMessage("after the empty one"))
+            sender.send_messages(batch)
+        with client.get_queue_receiver(queue_name) as receiver:
+            single, batched, text = receive_until(receiver, 3)
+            for message in (single, batched, text):
+                receiver.complete_message(message)
+
+    assert single.body is None
+    assert single.application_properties == {b"kind": b"single"}
+    assert batched.body is None
+    assert batched.application_properties == {b"kind": b"batched"}
+    assert str(text) == "after the empty one"
