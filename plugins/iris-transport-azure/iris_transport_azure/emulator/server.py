@@ -84,8 +84,10 @@ class ServiceBusEmulator:
         self._port: int | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
-        # Guards the injector's pipe, which _run closes while other threads may still call trigger().
+        # Guards the injector's pipe, which _run closes while other threads may
+        # still call trigger(), and the calls that wait for the emulator thread.
         self._injector_lock = threading.Lock()
+        self._pending_calls: set[Future[Any]] = set()
 
     # lifecycle
 
@@ -155,6 +157,12 @@ class ServiceBusEmulator:
             if injector is not None:
                 for descriptor in injector.pipe:
                     os.close(descriptor)
+            pending, self._pending_calls = self._pending_calls, set()
+        # A request that arrived after the last event was processed would
+        # otherwise wait for its whole timeout.
+        for future in pending:
+            if not future.done():
+                future.set_exception(EmulatorError("the emulator stopped before it ran the request"))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every connection, stop serving and wait for the thread to end."""
@@ -206,12 +214,16 @@ class ServiceBusEmulator:
         with self._injector_lock:
             if self._injector is None:
                 raise EmulatorError("the emulator is not running")
+            self._pending_calls.add(future)
             self._injector.trigger(ApplicationEvent("emulator_call", subject=(function, future)))
         try:
             return future.result(timeout)
         except TimeoutError:
             future.cancel()
             raise EmulatorError(f"the emulator did not run the request within {timeout} seconds") from None
+        finally:
+            with self._injector_lock:
+                self._pending_calls.discard(future)
 
     def create_queue(self, name: str, **options: Any) -> None:
         """Create a queue; ``options`` are ``QueueOptions`` fields, e.g. ``lock_duration=2``."""

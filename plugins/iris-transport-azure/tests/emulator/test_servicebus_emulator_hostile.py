@@ -344,3 +344,25 @@ def test_message_without_body_round_trips(servicebus_emulator, queue_name):
     assert batched.body is None
     assert batched.application_properties == {b"kind": b"batched"}
     assert str(text) == "after the empty one"
+
+
+def test_request_racing_stop_fails_at_once():
+    emulator = ServiceBusEmulator(queues=["orders"]).start()
+    outcomes: list[str] = []
+
+    def count_until_stopped() -> None:
+        while True:
+            try:
+                emulator.message_count("orders")
+            except EmulatorError as error:
+                outcomes.append(str(error))
+                return
+
+    poller = threading.Thread(target=count_until_stopped)
+    poller.start()
+    emulator.stop()
+    poller.join(30)
+
+    assert not poller.is_alive()
+    (outcome,) = outcomes
+    assert "did not run the request within" not in outcome
