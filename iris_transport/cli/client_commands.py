@@ -60,6 +60,9 @@ def _verbose_option(function: F) -> F:
     )
 
 
+SDK_LOGGERS = ("azure", "uamqp", "proton", "botocore", "boto3", "google")
+
+
 def _configure_logging(verbose: bool, default_level: int = logging.WARNING) -> None:
     level = logging.INFO if verbose else default_level
     root = logging.getLogger()
@@ -68,6 +71,10 @@ def _configure_logging(verbose: bool, default_level: int = logging.WARNING) -> N
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
+    # The cloud SDKs log every connection state change at INFO; at -v only
+    # their warnings are of use, next to the library's own retry lines.
+    for sdk_logger in SDK_LOGGERS:
+        logging.getLogger(sdk_logger).setLevel(logging.WARNING if verbose else logging.ERROR)
     # Python's default output of a warning adds the library's file name and
     # source line, so warnings (such as UnknownCodeWarning on a received
     # message) become one log line each.

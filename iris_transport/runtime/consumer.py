@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from iris_transport.exceptions import (
+    ConfigurationError,
     DecodeError,
     LockLostError,
     MessageValidationError,
@@ -318,6 +319,11 @@ class Consumer(Generic[T]):
                 await self._sleep_unless_stopping(backoff)
                 backoff = min(backoff * 2, RECEIVE_BACKOFF_MAX)
                 continue
+            except ConfigurationError as err:
+                # A missing SDK or an invalid setting found on first use: the
+                # message already says what to install or change.
+                logger.error("Consumer stopping: the %s backend is not usable: %s", self.transport.backend_name, err)
+                raise
             except Exception:
                 logger.exception("Consumer stopping: receive raised an error that is not a TransportError")
                 raise

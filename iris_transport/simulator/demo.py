@@ -185,8 +185,9 @@ def format_event(event: models.EventBase) -> str:
     Success is the event's field as received, and ``-`` when it is absent.
     """
     success = "-" if event.success is None else str(event.success).lower()
+    iris_order_id = "-" if event.iris_order_id is None else str(event.iris_order_id)
     return (
-        f"  {event.result_object_type:<22} IrisOrderId {event.iris_order_id}  "
+        f"  {event.result_object_type:<22} IrisOrderId {iris_order_id}  "
         f"LocalId {event.order_local_id}  Success {success}"
         + (f"  Error {event.error_message}" if event.error_message else "")
     )

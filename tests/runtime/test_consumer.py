@@ -461,12 +461,16 @@ async def test_transient_receive_errors_are_retried(make_transport, settings, ca
     assert "Receive recovered after 2 failures" in caplog.text
 
 
-async def test_permanent_receive_error_stops_consumer(make_transport, tmp_path):
+async def test_permanent_receive_error_stops_consumer(make_transport, tmp_path, caplog):
     transport = make_transport(path=tmp_path / "missing-directory" / "queues.sqlite3")
     consumer = make_consumer(transport, lambda document: None)
 
-    with pytest.raises(ConfigurationError, match="does not exist"):
-        await asyncio.wait_for(consumer.run(), 30)
+    with caplog.at_level(logging.ERROR, logger="iris_transport.runtime.consumer"):
+        with pytest.raises(ConfigurationError, match="does not exist"):
+            await asyncio.wait_for(consumer.run(), 30)
+
+    assert "the local backend is not usable" in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 async def test_sync_consumer_stops_from_another_thread(make_transport):
