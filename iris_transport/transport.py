@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -154,6 +155,16 @@ class Transport(abc.ABC):
         """
         raise UnsupportedOperationError(self.backend_name, "extend_lock")
 
+    async def check(self, *, send: bool = True, receive: bool = True) -> bool:
+        """Contact the broker to confirm the entity exists and the credentials allow ``send`` / ``receive``.
+
+        Sends, receives and locks no message. Raises the errors the real
+        operations would (``EntityNotFoundError``, ``AuthenticationError``, ...).
+        Returns False when the backend cannot check without side effects, which
+        is what this default does; True when the check ran and passed.
+        """
+        return False
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release every unsettled message this transport received and close its clients.
@@ -214,6 +225,9 @@ class SyncTransport:
 
     def extend_lock(self, message: ReceivedMessage, duration: float | None = None) -> datetime | None:
         return self._portal.call(self.transport.extend_lock, message, duration)
+
+    def check(self, *, send: bool = True, receive: bool = True) -> bool:
+        return self._portal.call(functools.partial(self.transport.check, send=send, receive=receive))
 
     def close(self) -> None:
         if self._closed:

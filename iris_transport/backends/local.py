@@ -552,6 +552,11 @@ class LocalTransport(Transport):
 
     # lifecycle
 
+    async def check(self, *, send: bool = True, receive: bool = True) -> bool:
+        """Open the SQLite file (creating it and its tables), which every operation needs."""
+        await self._call(self._connect)
+        return True
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -130,14 +130,17 @@ def config_group() -> None:
 def config_check_command(config_path: Path | None, timeout: float, as_json: bool) -> None:
     """Validate the configuration and try each channel's backend.
 
-    For every channel this reports the backend, whether it is installed,
-    and whether its transport can be created and closed. Backends connect
-    lazily, so a channel reported as reachable has not necessarily exchanged
-    anything with its broker. Exits with status 1 when anything is wrong.
+    For every channel this reports the backend, whether it is installed, and
+    whether the broker confirms the entity and the credentials: for sending
+    on orders and gradings, for receiving on events and results, for both on
+    other channels. Nothing is sent, received or locked. A backend that
+    cannot check without side effects is reported as created, not reachable.
+    Exits with status 1 when anything is wrong.
     """
     check = iris_config.check_config(config_path)
+    unchecked: set[str] = set()
     reachability = {
-        name: _probe_channel(channel, timeout)
+        name: _probe_channel(channel, timeout, unchecked)
         for name, channel in check.channels.items()
         if not channel.problems and channel.settings is not None and channel.backend_info is not None
     }
@@ -146,17 +149,27 @@ def config_check_command(config_path: Path | None, timeout: float, as_json: bool
             check.channels[name].problems.append(problem)
 
     if as_json:
-        click.echo(json.dumps(_check_as_json(check, reachability), indent=2))
+        click.echo(json.dumps(_check_as_json(check, reachability, unchecked), indent=2))
     else:
-        _echo_check(check, reachability)
+        _echo_check(check, reachability, unchecked)
 
     if check.all_problems:
         click.get_current_context().exit(1)
 
 
-def _probe_channel(channel: iris_config.ChannelCheck, timeout: float) -> ValidationProblem | None:
-    """Create and close the channel's transport; return the problem, or None when both worked."""
+SEND_CHANNELS = frozenset({"orders", "gradings"})
+RECEIVE_CHANNELS = frozenset({"events", "results"})
+
+
+def _probe_channel(channel: iris_config.ChannelCheck, timeout: float, unchecked: set[str]) -> ValidationProblem | None:
+    """Create the channel's transport, check it and close it; return the problem, or None when all worked.
+
+    Adds the channel's name to ``unchecked`` when its backend cannot check
+    the broker without side effects.
+    """
     assert channel.backend_info is not None and channel.settings is not None
+    send = channel.name not in RECEIVE_CHANNELS
+    receive = channel.name not in SEND_CHANNELS
 
     async def create_and_close() -> None:
         with anyio.fail_after(timeout):
@@ -167,18 +180,22 @@ def _probe_channel(channel: iris_config.ChannelCheck, timeout: float) -> Validat
                 plugins.build_transport, channel.backend_info, channel.settings, channel.name,
                 abandon_on_cancel=True,
             )
-            await transport.close()
+            try:
+                if not await transport.check(send=send, receive=receive):
+                    unchecked.add(channel.name)
+            finally:
+                await transport.close()
 
     try:
         anyio.run(create_and_close)
     except TimeoutError:
-        message = f"creating and closing the transport took more than {timeout:g} seconds; check the broker's address"
+        message = f"checking the transport took more than {timeout:g} seconds; check the broker's address"
     except Exception as err:
         # Any error a backend raises is reported, not propagated, so that the
         # other channels are still checked. Its text may quote a secret
         # (some SDKs echo connection strings), hence the redaction.
         text = iris_config.redact_secrets(str(err), channel.settings)
-        message = f"cannot create the transport: {type(err).__name__}: {text}"
+        message = f"the transport failed its check: {type(err).__name__}: {text}"
     else:
         return None
 
@@ -186,7 +203,9 @@ def _probe_channel(channel: iris_config.ChannelCheck, timeout: float) -> Validat
     return ValidationProblem(f"channels.{channel.name}", message)
 
 
-def _echo_check(check: iris_config.ConfigCheck, reachability: dict[str, ValidationProblem | None]) -> None:
+def _echo_check(
+    check: iris_config.ConfigCheck, reachability: dict[str, ValidationProblem | None], unchecked: set[str]
+) -> None:
     if check.source is None:
         click.echo(
             f"Configuration file: none ({iris_config.DEFAULT_CONFIG_FILE} not found in the current "
@@ -202,7 +221,7 @@ def _echo_check(check: iris_config.ConfigCheck, reachability: dict[str, Validati
     for name, channel in check.channels.items():
         click.echo("")
         origin = "" if channel.configured else " (not configured, default)"
-        click.echo(f"[channels.{name}] backend={channel.backend}{origin}: {_channel_status(channel, reachability)}")
+        click.echo(f"[channels.{name}] backend={channel.backend}{origin}: {_channel_status(channel, reachability, unchecked)}")
         if channel.settings is not None:
             for key, value in channel.settings.model_dump(mode="json").items():
                 click.echo(f"  {key} = {_format_toml_value(value)}")
@@ -214,10 +233,12 @@ def _echo_check(check: iris_config.ConfigCheck, reachability: dict[str, Validati
     if count:
         click.echo(f"{count} problem{'s' if count != 1 else ''} found.")
     else:
-        click.echo("Configuration is valid; every channel's transport was created and closed.")
+        click.echo("Configuration is valid; every channel's transport was created and checked.")
 
 
-def _channel_status(channel: iris_config.ChannelCheck, reachability: dict[str, ValidationProblem | None]) -> str:
+def _channel_status(
+    channel: iris_config.ChannelCheck, reachability: dict[str, ValidationProblem | None], unchecked: set[str]
+) -> str:
     if channel.backend_info is None:
         return "backend not found"
     if not channel.backend_info.sdk_installed:
@@ -226,6 +247,8 @@ def _channel_status(channel: iris_config.ChannelCheck, reachability: dict[str, V
         return "invalid settings"
     if reachability[channel.name] is not None:
         return "installed, not reachable"
+    if channel.name in unchecked:
+        return "installed, created (this backend cannot check the broker)"
     return "installed, reachable"
 
 
@@ -241,7 +264,7 @@ def _format_toml_value(value: Any) -> str:
 
 
 def _check_as_json(
-    check: iris_config.ConfigCheck, reachability: dict[str, ValidationProblem | None]
+    check: iris_config.ConfigCheck, reachability: dict[str, ValidationProblem | None], unchecked: set[str]
 ) -> dict[str, Any]:
     def problems_as_json(problems: list[ValidationProblem]) -> list[dict[str, str]]:
         return [{"path": problem.path, "message": problem.message} for problem in problems]
@@ -254,7 +277,8 @@ def _check_as_json(
                 "backend": channel.backend,
                 "configured": channel.configured,
                 "installed": channel.backend_info is not None and channel.backend_info.sdk_installed,
-                "reachable": name in reachability and reachability[name] is None,
+                "created": name in reachability and reachability[name] is None,
+                "reachable": name in reachability and reachability[name] is None and name not in unchecked,
                 "settings": channel.settings.model_dump(mode="json") if channel.settings is not None else None,
                 "problems": problems_as_json(channel.problems),
             }

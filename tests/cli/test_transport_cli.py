@@ -22,6 +22,7 @@ from iris_transport.cli import main
 from iris_transport.config import SecretRef
 from iris_transport.exceptions import TransportConnectionError
 from iris_transport.hookspecs import BackendInfo, hookimpl
+from iris_transport.backends.local import LOCAL_CAPABILITIES, LocalSettings, LocalTransport
 from iris_transport.transport import Capabilities, Transport
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -242,16 +243,24 @@ def test_check_missing_secret_names_variable(tmp_path: Path) -> None:
     ) in result.stdout
 
 
-def test_check_reachable_means_created(tmp_path: Path) -> None:
-    # The local backend opens its file on first use, so a queue file in a
-    # missing directory still counts as reachable: the check only creates
-    # and closes each transport.
+def test_check_local_missing_directory(tmp_path: Path) -> None:
     (tmp_path / "iris-transport.toml").write_text('[channels.results]\npath = "no-such-dir/q.sqlite3"\n')
+
+    result = run(["config", "check"], tmp_path, clean_environment())
+
+    assert result.returncode == 1, result.stdout
+    assert "[channels.results] backend=local: installed, not reachable" in result.stdout
+    assert "does not exist; create it or change the path" in result.stdout
+
+
+def test_check_local_opens_queue_file(tmp_path: Path) -> None:
+    (tmp_path / "iris-transport.toml").write_text('[channels.results]\npath = "q.sqlite3"\n')
 
     result = run(["config", "check"], tmp_path, clean_environment())
 
     assert result.returncode == 0, result.stdout
     assert "[channels.results] backend=local: installed, reachable" in result.stdout
+    assert (tmp_path / "q.sqlite3").is_file()
 
 
 class FailingSettings(BaseModel):
@@ -296,7 +305,7 @@ def test_check_unreachable_redacts_error(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 1
     assert "[channels.orders] backend=failing: installed, not reachable" in result.output
     assert (
-        "problem: channels.orders: cannot create the transport: TransportConnectionError: "
+        "problem: channels.orders: the transport failed its check: TransportConnectionError: "
         "cannot connect with '**********'"
     ) in result.output
     assert SECRET not in result.output
@@ -458,3 +467,44 @@ def test_third_party_backend_passes_conformance_kit(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
     assert " failed" not in result.stdout
+
+
+class UncheckedTransport(LocalTransport):
+    """A local transport that, like a backend without a side-effect-free check, cannot check its broker."""
+
+    async def check(self, *, send: bool = True, receive: bool = True) -> bool:
+        return await Transport.check(self, send=send, receive=receive)
+
+
+class UncheckedPlugin:
+    @hookimpl
+    def iris_transport_backends(self) -> list[BackendInfo]:
+        return [
+            BackendInfo(
+                name="unchecked",
+                description="A backend that cannot check its broker",
+                settings_model=LocalSettings,
+                factory=UncheckedTransport,
+                capabilities=LOCAL_CAPABILITIES,
+                install_command="pip install nothing",
+            )
+        ]
+
+
+def test_check_reports_unchecked_backend_as_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "iris-transport.toml").write_text('[channels.events]\nbackend = "unchecked"\npath = "q.sqlite3"\n')
+    manager = plugins.get_plugin_manager()
+    plugin = UncheckedPlugin()
+    manager.register(plugin, name="unchecked-test-plugin")
+    try:
+        text = CliRunner().invoke(main, ["config", "check"], env={"IRIS_TRANSPORT_CONFIG": None})
+        as_json = CliRunner().invoke(main, ["config", "check", "--json"], env={"IRIS_TRANSPORT_CONFIG": None})
+    finally:
+        manager.unregister(plugin)
+
+    assert text.exit_code == 0, text.output
+    assert "[channels.events] backend=unchecked: installed, created (this backend cannot check the broker)" in text.output
+    [events] = [channel for channel in json.loads(as_json.output)["channels"] if channel["name"] == "events"]
+    assert events["created"] is True
+    assert events["reachable"] is False
