@@ -337,6 +337,20 @@ class AzureServiceBusTransport(Transport):
     def _is_session_receiver(self) -> bool:
         return self.settings.sessions and not self.is_dead_letter
 
+    async def check(self, *, send: bool = True, receive: bool = True) -> bool:
+        """Open a send link and peek one message, as the directions ask.
+
+        Nothing is sent, received or locked. A topic channel without a
+        subscription is checked for sending only.
+        """
+        if send and not self.is_dead_letter:
+            sender = self._get_sender()
+            with translate_errors("open sender", self.entity, self.settings):
+                await sender.__aenter__()
+        if receive and (self.settings.topic is None or self.settings.subscription is not None):
+            await self.peek(1)
+        return True
+
     async def _drop_receiver(self) -> None:
         receiver, self._receiver = self._receiver, None
         if receiver is not None:

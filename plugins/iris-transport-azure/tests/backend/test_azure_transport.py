@@ -151,6 +151,30 @@ async def test_unknown_queue_is_entity_not_found(servicebus_emulator: ServiceBus
     assert "SharedAccessKey=" not in str(caught.value)
 
 
+async def test_check_passes_on_existing_queue(make_settings) -> None:
+    async with AzureServiceBusTransport(make_settings(), "events") as transport:
+        assert await transport.check(send=True, receive=True) is True
+
+
+async def test_check_unknown_queue_is_entity_not_found(servicebus_emulator: ServiceBusEmulator) -> None:
+    settings = AzureServiceBusSettings(connection_string=servicebus_emulator.connection_string, queue="missing", retry_total=0)
+
+    for send, receive in ((True, False), (False, True)):
+        async with AzureServiceBusTransport(settings, "orders") as transport:
+            with pytest.raises(EntityNotFoundError):
+                await transport.check(send=send, receive=receive)
+
+
+async def test_check_leaves_messages_unlocked(make_settings) -> None:
+    async with AzureServiceBusTransport(make_settings(), "events") as transport:
+        await transport.send(OutgoingMessage(body=b"{}", message_id="m-1"))
+        await transport.check(send=False, receive=True)
+        [message] = await transport.receive(1, 10.0)
+
+    assert message.message_id == "m-1"
+    assert message.delivery_count == 1
+
+
 # receiving
 
 
