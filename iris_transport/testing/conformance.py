@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import time
 import uuid
@@ -129,6 +130,11 @@ class _Client:
 
     async def extend_lock(self, message: ReceivedMessage, duration: float | None = None) -> datetime | None:
         return await self._invoke("extend_lock", message, duration)
+
+    async def check(self, *, send: bool = True, receive: bool = True) -> bool:
+        if self._sync is None:
+            return await self.transport.check(send=send, receive=receive)
+        return await asyncio.to_thread(functools.partial(self._sync.check, send=send, receive=receive))
 
     async def close(self) -> None:
         if self._closed:
@@ -617,6 +623,20 @@ class TransportConformance:
                     await client.complete(message)
 
             assert order == {key: [0, 1, 2] for key in keys}
+
+    async def test_check_leaves_messages_in_place(self, conformance_backend: ConformanceBackend, api: str) -> None:
+        async with _harness(conformance_backend, api) as harness:
+            client = await harness.consumer()
+            await client.send(OutgoingMessage(body=b"stays", message_id=_new_id()))
+
+            checked = await client.check(send=True, receive=True)
+            if not checked:
+                pytest.skip(f"backend {client.backend_name!r} cannot check its broker (check() returned False)")
+
+            received = await harness.receive_one(client)
+            assert received.body == b"stays"
+            assert received.delivery_count == 1, "check() must not lock or count a delivery"
+            await client.complete(received)
 
     async def test_receive_empty_returns_within_wait(self, conformance_backend: ConformanceBackend, api: str) -> None:
         async with _harness(conformance_backend, api) as harness:
