@@ -75,7 +75,9 @@ def list_command(channel: str, config_path: Path | None, max_messages: int, as_j
         click.echo(f"The dead-letter queue of channel {channel} ({transport.receive_path}) is empty.")
         return
     headers = ("sequence", "message id", "enqueued", "deliveries", "reason", "description")
-    table = [headers] + [tuple("" if row[key] is None else str(row[key]) for key in _ROW_KEYS) for row in rows]
+    # A description can span lines (a validation error lists one problem a
+    # line); the table keeps one row a message.
+    table = [headers] + [tuple(_table_cell(row[key]) for key in _ROW_KEYS) for row in rows]
     widths = [max(len(line[column]) for line in table) for column in range(len(headers) - 1)]
     for line in table:
         cells = [cell.ljust(width) for cell, width in zip(line, widths)] + [line[-1]]
@@ -143,6 +145,12 @@ def _describe(message: ReceivedMessage) -> dict[str, Any]:
     }
 
 
+def _table_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return "; ".join(line.strip() for line in str(value).splitlines() if line.strip())
+
+
 def _dead_letter_transport(channel: str, config_path: Path | None) -> Any:
     from iris_transport_azure.transport import AzureServiceBusTransport
 
@@ -151,7 +159,7 @@ def _dead_letter_transport(channel: str, config_path: Path | None) -> Any:
     except IrisTransportError as err:
         raise click.ClickException(str(err)) from err
     if channel_config.backend != "azure":
-        raise click.UsageError(
+        raise click.ClickException(
             f"channel {channel} uses the {channel_config.backend!r} backend; iris-transport dlq reads"
             " channels on the azure backend only"
         )

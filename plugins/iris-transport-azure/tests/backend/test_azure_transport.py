@@ -289,3 +289,23 @@ async def test_dlq_replay_needs_selection(tmp_path) -> None:
 
     assert result.exit_code == 2
     assert "give --all, or one or more --message-id" in result.output
+
+
+def test_dlq_on_local_channel_fails_with_exit_1(tmp_path) -> None:
+    config = tmp_path / "iris-transport.toml"
+    config.write_text('[channels.events]\nbackend = "local"\npath = "q.sqlite3"\n')
+
+    result = CliRunner().invoke(main, ["dlq", "list", "events", "--config", str(config)])
+
+    assert result.exit_code == 1
+    assert "uses the 'local' backend" in result.output
+    assert "Usage:" not in result.output
+
+
+def test_dlq_table_keeps_one_row_per_message() -> None:
+    from iris_transport_azure.dlq import _table_cell
+
+    cell = _table_cell("event is invalid (1 problem):\n  IrisOrderId: must be an integer\n")
+
+    assert cell == "event is invalid (1 problem):; IrisOrderId: must be an integer"
+    assert _table_cell(None) == ""
