@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import re
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from importlib import resources
@@ -62,22 +61,9 @@ def local_config(
         lines.append(f"default_site = {json.dumps(default_site)}")
     for channel in STANDARD_CHANNELS:
         lines += ["", f"[channels.{channel}]", 'backend = "local"', f"path = {json.dumps(str(path))}"]
-    _prepare_sqlite_file(path)
     config_file = config_file or path.with_name("iris-transport.toml")
     config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(config_file, environ={})
-
-
-def _prepare_sqlite_file(path: Path) -> None:
-    # NOTE: switching a new file to WAL needs an exclusive lock, and SQLite
-    # fails at once instead of waiting when another connection opens the file
-    # at that moment. The demo opens several connections at once, so the file
-    # is switched here first; WAL mode stays set in the file.
-    connection = sqlite3.connect(path)
-    try:
-        connection.execute("PRAGMA journal_mode = WAL")
-    finally:
-        connection.close()
 
 
 async def run_demo(
