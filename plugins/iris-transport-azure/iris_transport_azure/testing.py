@@ -6,7 +6,8 @@ Import the fixture into a ``conftest.py``::
 
 Each test gets its own emulator on a free 127.0.0.1 port, with no queues and
 auto-creation off, so a misspelt queue name fails as it would on Service Bus.
-Create queues with ``servicebus_emulator.create_queue("orders", lock_duration=2)``.
+Create queues with ``servicebus_emulator.create_queue("orders", lock_duration=2)``
+and topics with ``servicebus_emulator.create_topic("results", ["crm", "archive"])``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def servicebus_emulator() -> Iterator[ServiceBusEmulator]:
     """Start a Service Bus emulator for one test and stop it afterwards.
 
     It exposes ``.connection_string``, ``.port``, ``.create_queue(name,
-    **options)`` and the test hook ``.drop_connections()``.
+    **options)``, ``.create_topic(name, subscriptions, **options)``,
+    ``.message_count(path)`` and the test hook ``.drop_connections()``.
+    Every key has every right; start a ``ServiceBusEmulator`` with
+    ``key_rights`` to test a send-only or listen-only key.
     """
     emulator = ServiceBusEmulator("127.0.0.1", 0, auto_create_queues=False)
     emulator.start()

@@ -33,8 +33,17 @@ from proton import (
 )
 
 from iris_transport_azure.emulator import _management
+from iris_transport_azure.emulator._access import LISTEN, SEND, AccessDeniedError, KeyRights, parse_token
 from iris_transport_azure.emulator._codec import MessageFormatError, MessageParts, owned, split_batch
-from iris_transport_azure.emulator._store import Entity, EntityNotFoundError, LockLostError, Outcome, Store
+from iris_transport_azure.emulator._store import (
+    Entity,
+    EntityNotFoundError,
+    LockLostError,
+    Outcome,
+    Store,
+    Topic,
+    TopicNotReceivableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +78,8 @@ class _Node:
 
     kind: str
     address: str
-    entity: Entity | None = None
+    entity: Entity | Topic | None = None
+    key_name: str | None = None
 
 
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -109,9 +119,12 @@ def entity_path(address: str | None) -> str:
 class BrokerHandler(Handler):
     """Routes links, transfers and dispositions to the ``Store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, key_rights: KeyRights | None = None) -> None:
         super().__init__()
         self.store = store
+        self.key_rights = key_rights or KeyRights(None)
+        # The (audience path, key name) of each token put on $cbs, per connection.
+        self._tokens: dict[Connection, list[tuple[str, str | None]]] = {}
         self.connections: set[Connection] = set()
         self._consumers: dict[Entity, list[_Consumer]] = {}
         self._consumer_by_link: dict[Link, _Consumer] = {}
@@ -190,6 +203,7 @@ class BrokerHandler(Handler):
             self._remove_consumer(link)
         for key in [key for key in self._reply_links if key[0] == connection]:
             del self._reply_links[key]
+        self._tokens.pop(connection, None)
         logger.info("Client disconnected from container %s", connection.remote_container)
 
     @_guarded
@@ -220,6 +234,12 @@ class BrokerHandler(Handler):
         except _SessionsNotServedError as error:
             logger.info("Rejected link %s: %s", link.name, error)
             self._reject_link(link, "amqp:not-implemented", str(error))
+        except TopicNotReceivableError as error:
+            logger.info("Rejected link %s: %s", link.name, error)
+            self._reject_link(link, "amqp:not-allowed", str(error))
+        except AccessDeniedError as error:
+            logger.info("Rejected link %s: %s", link.name, error)
+            self._reject_link(link, "amqp:unauthorized-access", str(error))
 
     def _open_incoming(self, link: Link) -> None:
         address = link.remote_target.address or ""
@@ -227,12 +247,20 @@ class BrokerHandler(Handler):
         if path.lower() == CBS_NODE:
             node = _Node("cbs", path.lower())
         elif path.lower().endswith(MANAGEMENT_SUFFIX):
-            entity = self.store.resolve(path[: -len(MANAGEMENT_SUFFIX)])
-            node = _Node("management", path.lower(), entity)
+            managed_path = path[: -len(MANAGEMENT_SUFFIX)]
+            target = self.store.resolve_target(managed_path)
+            key_name = self._key_name(link.connection, managed_path)
+            # Each management operation needs Send or Listen (see _reply_to_request), so the link needs either.
+            try:
+                self.key_rights.require(key_name, SEND, target.name)
+            except AccessDeniedError:
+                self.key_rights.require(key_name, LISTEN, target.name)
+            node = _Node("management", path.lower(), target, key_name)
         else:
-            entity = self.store.resolve(path)
-            node = _Node("entity", path.lower(), entity)
-            link.max_message_size = entity.options.max_message_size
+            target = self.store.resolve_target(path)
+            self.key_rights.require(self._key_name(link.connection, path), SEND, target.name)
+            node = _Node("entity", path.lower(), target)
+            link.max_message_size = target.options.max_message_size
 
         self._nodes[link] = node
         _copy_terminus(link.target, link.remote_target)
@@ -253,6 +281,7 @@ class BrokerHandler(Handler):
             return
 
         entity = self.store.resolve(path)
+        self.key_rights.require(self._key_name(link.connection, path), LISTEN, entity.name)
         if _has_session_filter(link.remote_source):
             # Without this check a session receiver would silently get every
             # message of the queue, whatever its session id.
@@ -273,6 +302,20 @@ class BrokerHandler(Handler):
             entity.name,
             "receive-and-delete" if receive_and_delete else "peek-lock",
         )
+
+    def _key_name(self, connection: Connection, path: str) -> str | None:
+        """Return the key name of the token whose audience is ``path`` or its longest parent path.
+
+        When no audience matches, the connection's latest token applies, so
+        an audience that names the entity in another form still counts. Key
+        rights apply to the whole namespace, as a namespace's SAS policies do.
+        """
+        tokens = self._tokens.get(connection, [])
+        path = path.strip("/").lower()
+        matching = [(audience, key) for audience, key in tokens if path == audience or path.startswith(audience + "/")]
+        if matching:
+            return max(matching, key=lambda token: len(token[0]))[1]
+        return tokens[-1][1] if tokens else None
 
     def _reject_link(self, link: Link, condition: str, description: str) -> None:
         # AMQP rejects a link with an attach whose terminus on the requested
@@ -354,7 +397,7 @@ class BrokerHandler(Handler):
         if link.credit < _INCOMING_CREDIT // 2:
             link.flow(_INCOMING_CREDIT - link.credit)
 
-    def _accept_messages(self, link: Link, delivery: Delivery, entity: Entity, payload: bytes) -> None:
+    def _accept_messages(self, link: Link, delivery: Delivery, entity: Entity | Topic, payload: bytes) -> None:
         if len(payload) > entity.options.max_message_size:
             _settle(
                 delivery,
@@ -374,9 +417,9 @@ class BrokerHandler(Handler):
             return
 
         for parts in messages:
-            self.store.enqueue(entity, parts)
+            self.store.send(entity, parts)
         _settle(delivery, Delivery.ACCEPTED)
-        self.dispatch(entity)
+        self.dispatch_target(entity)
 
     def _reply_to_request(self, link: Link, delivery: Delivery, node: _Node, payload: bytes) -> None:
         request = Message()
@@ -389,16 +432,25 @@ class BrokerHandler(Handler):
 
         properties = owned(dict(request.properties or {}))
         if node.kind == "cbs":
-            # The emulator accepts every token: it checks no signatures.
+            # The emulator accepts every token: it checks no signatures. It
+            # records the key name, which decides the rights of later links.
+            self._record_token(link.connection, owned(request.body))
             reply_properties = {"status-code": int32(202), "status-description": "Accepted"}
             reply_body = None
         else:
             operation = str(properties.get("operation", ""))
-            reply = _management.execute(self.store, node.entity, operation, owned(request.body))  # type: ignore[arg-type]
-            logger.debug("Management %s on %s: %d", operation, node.entity.name, reply.status_code)  # type: ignore[union-attr]
+            target: Entity | Topic = node.entity  # type: ignore[assignment]
+            right = SEND if operation in _management.SEND_OPERATIONS else LISTEN
+            try:
+                self.key_rights.require(node.key_name, right, target.name)
+            except AccessDeniedError as error:
+                reply = _management.Reply(401, str(error), None, "amqp:unauthorized-access")
+            else:
+                reply = _management.execute(self.store, target, operation, owned(request.body))
+            logger.debug("Management %s on %s: %d", operation, target.name, reply.status_code)
             reply_properties = _management.reply_properties(reply)
             reply_body = reply.body
-            self.dispatch(node.entity)  # type: ignore[arg-type]
+            self.dispatch_target(target)
 
         self._send_reply(link.connection, node.address, request, reply_properties, reply_body)
 
@@ -445,7 +497,20 @@ class BrokerHandler(Handler):
         _settle(delivery, state)
         self.dispatch(consumer.entity)
 
+    def _record_token(self, connection: Connection, body: Any) -> None:
+        token = parse_token(body) if isinstance(body, str) else None
+        if token is None:
+            logger.debug("A $cbs request carried no shared access signature, so no key name was recorded")
+            return
+        self._tokens.setdefault(connection, []).append((entity_path(token.audience).lower(), token.key_name))
+
     # dispatch
+
+    def dispatch_target(self, target: Entity | Topic) -> None:
+        """Dispatch a queue or subscription, or every subscription of a topic."""
+        entities = list(target.subscriptions.values()) if isinstance(target, Topic) else [target]
+        for entity in entities:
+            self.dispatch(entity)
 
     def dispatch(self, entity: Entity) -> None:
         """Send available messages of ``entity`` to its consumers while they have credit."""

@@ -23,6 +23,7 @@ from iris_transport_azure.emulator._store import (
     MessageNotFoundError,
     Outcome,
     Store,
+    Topic,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,16 +59,27 @@ class _RequestError(Exception):
         self.reply = Reply(status_code, description, None, condition)
 
 
-def execute(store: Store, entity: Entity, operation: str, body: Any) -> Reply:
-    """Run one management operation and return its reply; never raises for bad requests."""
+def execute(store: Store, target: Entity | Topic, operation: str, body: Any) -> Reply:
+    """Run one management operation and return its reply; never raises for bad requests.
+
+    A topic, which contains no messages itself, serves only the operations of a
+    topic sender: scheduling and cancelling scheduled messages.
+    """
     handler = _OPERATIONS.get(operation)
     if handler is None:
         return Reply(501, f"The operation {operation!r} is not supported by the emulator.", None, NOT_IMPLEMENTED)
     if not isinstance(body, dict):
         return Reply(400, "The request body must be a map.", None, ARGUMENT_ERROR)
+    if isinstance(target, Topic) and handler not in _TOPIC_OPERATIONS:
+        return Reply(
+            400,
+            f"The operation {operation!r} needs a queue or subscription, but {target.name} is a topic.",
+            None,
+            ARGUMENT_ERROR,
+        )
 
     try:
-        return handler(store, entity, body)
+        return handler(store, target, body)  # type: ignore[arg-type]
     except _RequestError as error:
         return error.reply
     except LockLostError as error:
@@ -136,7 +148,7 @@ def _peek(store: Store, entity: Entity, body: dict) -> Reply:
     return Reply(200, "OK", _message_entries(messages, delivered=False))
 
 
-def _schedule(store: Store, entity: Entity, body: dict) -> Reply:
+def _schedule(store: Store, target: Entity | Topic, body: dict) -> Reply:
     numbers = []
     for entry in _elements(_field(body, "messages")):
         if not isinstance(entry, dict) or "message" not in entry:
@@ -150,15 +162,14 @@ def _schedule(store: Store, entity: Entity, body: dict) -> Reply:
             raise _RequestError(
                 400, ARGUMENT_ERROR, "A scheduled message is missing x-opt-scheduled-enqueue-time."
             )
-        message = store.enqueue(entity, parts, scheduled_at=int(scheduled) / 1000)
-        numbers.append(message.sequence_number)
+        numbers.append(store.send(target, parts, scheduled_at=int(scheduled) / 1000))
     if not numbers:
         raise _RequestError(400, ARGUMENT_ERROR, "The field 'messages' must not be empty.")
     return Reply(200, "OK", {"sequence-numbers": Array(None, Data.LONG, *numbers)})
 
 
-def _cancel_scheduled(store: Store, entity: Entity, body: dict) -> Reply:
-    store.cancel_scheduled(entity, _sequence_numbers(body))
+def _cancel_scheduled(store: Store, target: Entity | Topic, body: dict) -> Reply:
+    store.cancel_scheduled(target, _sequence_numbers(body))
     return Reply(200, "OK", {})
 
 
@@ -183,7 +194,12 @@ def _update_disposition(store: Store, entity: Entity, body: dict) -> Reply:
     return Reply(200, "OK", {})
 
 
-_OPERATIONS: dict[str, Callable[[Store, Entity, dict], Reply]] = {
+_TOPIC_OPERATIONS = (_schedule, _cancel_scheduled)
+
+SEND_OPERATIONS = frozenset({f"{VENDOR}:schedule-message", f"{VENDOR}:cancel-scheduled-message"})
+"""The operations that need the Send right; every other one needs Listen."""
+
+_OPERATIONS: dict[str, Callable[[Store, Any, dict], Reply]] = {
     f"{VENDOR}:renew-lock": _renew_lock,
     f"{VENDOR}:peek-message": _peek,
     f"{VENDOR}:schedule-message": _schedule,

@@ -12,7 +12,7 @@ import heapq
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from iris_transport_azure.emulator._codec import MessageParts, timestamp_ms
@@ -20,6 +20,7 @@ from iris_transport_azure.emulator._codec import MessageParts, timestamp_ms
 logger = logging.getLogger(__name__)
 
 DEAD_LETTER_SUFFIX = "$deadletterqueue"
+SUBSCRIPTIONS_SEGMENT = "subscriptions"
 DEAD_LETTER_REASON = "DeadLetterReason"
 DEAD_LETTER_DESCRIPTION = "DeadLetterErrorDescription"
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -30,7 +31,11 @@ MAX_LOCK_DURATION = 365 * 24 * 3600.0
 
 
 class EntityNotFoundError(LookupError):
-    """An entity path that names no queue while auto-creation is off."""
+    """An entity path that names no queue, topic or subscription."""
+
+
+class TopicNotReceivableError(LookupError):
+    """A receive or management request on a topic, which contains no messages of its own."""
 
 
 class LockLostError(Exception):
@@ -137,12 +142,16 @@ class StoredMessage:
 
 
 class Entity:
-    """A queue or a queue's dead-letter sub-queue."""
+    """A queue, a topic's subscription, or the dead-letter sub-queue of either."""
 
-    def __init__(self, name: str, options: QueueOptions, *, parent: Entity | None = None) -> None:
+    def __init__(
+        self, name: str, options: QueueOptions, *, parent: Entity | None = None, topic: Topic | None = None
+    ) -> None:
         self.name = name
         self.options = options
         self.parent = parent
+        # A subscription's messages carry the sequence numbers that its topic assigned.
+        self.topic = topic
         self.dead_letter_queue: Entity | None = None
         self.messages: dict[int, StoredMessage] = {}
         self._available: list[int] = []
@@ -158,6 +167,8 @@ class Entity:
         # A dead-letter sub-queue shares its queue's numbers so that a
         # dead-lettered message keeps its sequence number.
         owner = self.parent or self
+        if owner.topic is not None:
+            return owner.topic.allocate_sequence_number()
         number = owner._next_sequence_number
         owner._next_sequence_number += 1
         return number
@@ -219,6 +230,25 @@ class Entity:
         return expired
 
 
+class Topic:
+    """A topic: each message sent to it is copied to every subscription.
+
+    The emulator has no subscription rules, so every subscription receives
+    every message.
+    """
+
+    def __init__(self, name: str, options: QueueOptions) -> None:
+        self.name = name
+        self.options = options
+        self.subscriptions: dict[str, Entity] = {}
+        self._next_sequence_number = 1
+
+    def allocate_sequence_number(self) -> int:
+        number = self._next_sequence_number
+        self._next_sequence_number += 1
+        return number
+
+
 class Store:
     """All entities of one emulator, and the index of lock tokens."""
 
@@ -233,6 +263,7 @@ class Store:
         self.auto_create = auto_create
         self.clock = clock
         self.entities: dict[str, Entity] = {}
+        self.topics: dict[str, Topic] = {}
         self._locks: dict[uuid.UUID, tuple[Entity, StoredMessage]] = {}
         # Lock expiries per entity as (locked_until, lock token) heaps, so that
         # a timer tick looks only at due locks. Entries of settled or renewed
@@ -243,31 +274,85 @@ class Store:
 
     def create_queue(self, name: str, options: QueueOptions | None = None) -> Entity:
         """Create a queue and its dead-letter sub-queue; an existing queue is returned unchanged."""
-        key = name.strip("/").lower()
-        if not key or "/" in key or "$" in key:
-            raise ValueError(f"invalid queue name {name!r}: use letters, digits, '.', '-' or '_' without '/' or '$'")
+        key = _entity_key(name, "queue")
         existing = self.entities.get(key)
         if existing is not None:
             return existing
+        if key in self.topics:
+            raise ValueError(f"cannot create queue {name!r}: a topic has that name, and they share one namespace")
 
-        queue = Entity(name.strip("/"), options or self.default_options)
-        queue.dead_letter_queue = Entity(f"{queue.name}/$DeadLetterQueue", queue.options, parent=queue)
+        queue = _new_receivable(name.strip("/"), options or self.default_options)
         self.entities[key] = queue
         logger.info("Created queue %s", queue.name)
         return queue
 
-    def resolve(self, path: str) -> Entity:
-        """Return the entity a path names: ``orders`` or ``orders/$DeadLetterQueue``.
+    def create_topic(
+        self, name: str, subscriptions: Iterable[str] = (), options: QueueOptions | None = None
+    ) -> Topic:
+        """Create a topic and its subscriptions; an existing topic gets the subscriptions it lacks.
 
-        Names match case-insensitively, as in Service Bus.
+        ``options`` apply to the topic's size limit and to each new subscription, which is queue-like.
         """
+        key = _entity_key(name, "topic")
+        if key in self.entities:
+            raise ValueError(f"cannot create topic {name!r}: a queue has that name, and they share one namespace")
+        topic = self.topics.get(key)
+        if topic is None:
+            topic = Topic(name.strip("/"), options or self.default_options)
+            self.topics[key] = topic
+            logger.info("Created topic %s", topic.name)
+
+        for subscription in subscriptions:
+            subscription_key = _entity_key(subscription, "subscription")
+            if subscription_key in topic.subscriptions:
+                continue
+            entity = _new_receivable(
+                f"{topic.name}/Subscriptions/{subscription.strip('/')}", options or self.default_options, topic=topic
+            )
+            topic.subscriptions[subscription_key] = entity
+            logger.info("Created subscription %s", entity.name)
+        return topic
+
+    def resolve(self, path: str) -> Entity:
+        """Return the entity that a receiver or management link names.
+
+        Paths are ``orders``, ``results/Subscriptions/crm`` and either with
+        ``/$DeadLetterQueue``. Names match case-insensitively, as in Service
+        Bus. A topic raises ``TopicNotReceivableError``.
+        """
+        target = self.resolve_target(path)
+        if isinstance(target, Topic):
+            raise TopicNotReceivableError(
+                f"{target.name} is a topic and contains no messages: receive from"
+                f" {target.name}/Subscriptions/<subscription> instead"
+            )
+        return target
+
+    def resolve_target(self, path: str) -> Entity | Topic:
+        """Return the queue, subscription, dead-letter sub-queue or topic that ``path`` names."""
         segments = [segment for segment in path.strip("/").split("/") if segment]
         dead_letter = bool(segments) and segments[-1].lower() == DEAD_LETTER_SUFFIX
         if dead_letter:
             segments = segments[:-1]
-        if len(segments) != 1:
-            raise EntityNotFoundError(f"the entity {path!r} was not found: the emulator serves queues only")
 
+        if len(segments) == 3 and segments[1].lower() == SUBSCRIPTIONS_SEGMENT:
+            topic = self.topics.get(segments[0].lower())
+            if topic is None:
+                raise EntityNotFoundError(f"the topic {segments[0]!r} was not found")
+            subscription = topic.subscriptions.get(segments[2].lower())
+            if subscription is None:
+                raise EntityNotFoundError(f"the subscription {segments[2]!r} of topic {topic.name} was not found")
+            return subscription.dead_letter_queue if dead_letter else subscription  # type: ignore[return-value]
+        if len(segments) != 1:
+            raise EntityNotFoundError(
+                f"the entity {path!r} was not found: use <queue>, <topic>, or <topic>/Subscriptions/<subscription>"
+            )
+
+        topic = self.topics.get(segments[0].lower())
+        if topic is not None:
+            if dead_letter:
+                raise EntityNotFoundError(f"the topic {topic.name} has no dead-letter sub-queue; its subscriptions do")
+            return topic
         queue = self.entities.get(segments[0].lower())
         if queue is None:
             if not self.auto_create:
@@ -277,7 +362,28 @@ class Store:
 
     # sending
 
-    def enqueue(self, entity: Entity, parts: MessageParts, *, scheduled_at: float | None = None) -> StoredMessage:
+    def send(self, target: Entity | Topic, parts: MessageParts, *, scheduled_at: float | None = None) -> int:
+        """Store a sent message in a queue, or a copy in each subscription of a topic; return its sequence number."""
+        if isinstance(target, Entity):
+            return self.enqueue(target, parts, scheduled_at=scheduled_at).sequence_number
+
+        number = target.allocate_sequence_number()
+        for subscription in target.subscriptions.values():
+            # Dead-lettering rewrites a message's application properties, so each subscription gets its own parts.
+            copy = dataclasses.replace(parts, annotations=dict(parts.annotations))
+            self.enqueue(subscription, copy, scheduled_at=scheduled_at, sequence_number=number)
+        if not target.subscriptions:
+            logger.debug("Dropped message %d of topic %s, which has no subscriptions", number, target.name)
+        return number
+
+    def enqueue(
+        self,
+        entity: Entity,
+        parts: MessageParts,
+        *,
+        scheduled_at: float | None = None,
+        sequence_number: int | None = None,
+    ) -> StoredMessage:
         """Store a sent message; a future ``x-opt-scheduled-enqueue-time`` makes it scheduled."""
         now = self.clock()
         if scheduled_at is None:
@@ -289,7 +395,7 @@ class Store:
 
         enqueued_at = scheduled_at or now
         message = StoredMessage(
-            sequence_number=entity.allocate_sequence_number(),
+            sequence_number=entity.allocate_sequence_number() if sequence_number is None else sequence_number,
             parts=parts,
             enqueued_at=enqueued_at,
             expires_at=self._expiry(entity, parts, enqueued_at),
@@ -307,12 +413,14 @@ class Store:
             ttl = message_ttl if ttl is None else min(ttl, message_ttl)
         return None if ttl is None else enqueued_at + ttl
 
-    def cancel_scheduled(self, entity: Entity, sequence_numbers: list[int]) -> None:
+    def cancel_scheduled(self, target: Entity | Topic, sequence_numbers: list[int]) -> None:
         """Remove scheduled messages; numbers that are no longer scheduled are ignored, as in Service Bus."""
-        for number in sequence_numbers:
-            message = entity.messages.get(number)
-            if message is not None and message.state is MessageState.SCHEDULED:
-                del entity.messages[number]
+        entities = list(target.subscriptions.values()) if isinstance(target, Topic) else [target]
+        for entity in entities:
+            for number in sequence_numbers:
+                message = entity.messages.get(number)
+                if message is not None and message.state is MessageState.SCHEDULED:
+                    del entity.messages[number]
 
     # receiving
 
@@ -495,9 +603,26 @@ class Store:
         return became_available
 
     def all_entities(self) -> list[Entity]:
+        """Return every queue and subscription, each followed by its dead-letter sub-queue."""
         entities = []
-        for queue in self.entities.values():
-            entities.append(queue)
-            if queue.dead_letter_queue is not None:
-                entities.append(queue.dead_letter_queue)
+        receivables = list(self.entities.values())
+        for topic in self.topics.values():
+            receivables.extend(topic.subscriptions.values())
+        for entity in receivables:
+            entities.append(entity)
+            if entity.dead_letter_queue is not None:
+                entities.append(entity.dead_letter_queue)
         return entities
+
+
+def _entity_key(name: str, kind: str) -> str:
+    key = name.strip("/").lower()
+    if not key or "/" in key or "$" in key:
+        raise ValueError(f"invalid {kind} name {name!r}: use letters, digits, '.', '-' or '_' without '/' or '$'")
+    return key
+
+
+def _new_receivable(name: str, options: QueueOptions, *, topic: Topic | None = None) -> Entity:
+    entity = Entity(name, options, topic=topic)
+    entity.dead_letter_queue = Entity(f"{name}/$DeadLetterQueue", options, parent=entity)
+    return entity

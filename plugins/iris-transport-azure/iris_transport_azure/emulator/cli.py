@@ -32,6 +32,14 @@ def emulator_group() -> None:
 )
 @click.option("--queue", "queues", multiple=True, metavar="NAME", help="Queue to create at start; repeat for more.")
 @click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    metavar="NAME:SUB1,SUB2",
+    callback=lambda context, parameter, values: _parse_topics(values),
+    help="Topic to create at start with its subscriptions, e.g. results:crm,archive; repeat for more.",
+)
+@click.option(
     "--auto-create/--no-auto-create",
     default=True,
     show_default=True,
@@ -69,6 +77,7 @@ def servicebus_command(
     host: str,
     port: int,
     queues: tuple[str, ...],
+    topics: dict[str, list[str]],
     auto_create: bool,
     lock_duration: float,
     max_delivery_count: int,
@@ -79,7 +88,7 @@ def servicebus_command(
     """Serve an Azure Service Bus emulator until interrupted (Ctrl+C or SIGTERM).
 
     The official azure-servicebus SDK connects with the printed connection
-    string. Example: iris-transport emulator servicebus --port 5672 --queue orders --queue events
+    string. Example: iris-transport emulator servicebus --port 5672 --queue orders --topic results:crm,archive
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -99,6 +108,7 @@ def servicebus_command(
             queues={name: options for name in queues},
             auto_create_queues=auto_create,
             default_queue_options=options,
+            topics=topics,
         )
         emulator.start()
     except (ValueError, EmulatorError) as error:
@@ -122,3 +132,17 @@ def servicebus_command(
         pass
     emulator.stop()
     click.echo("Service Bus emulator stopped")
+
+
+def _parse_topics(values: tuple[str, ...]) -> dict[str, list[str]]:
+    topics: dict[str, list[str]] = {}
+    for value in values:
+        name, separator, subscriptions = value.partition(":")
+        names = [subscription.strip() for subscription in subscriptions.split(",") if subscription.strip()]
+        if not name.strip() or not separator or not names:
+            raise click.BadParameter(
+                f"{value!r} is not NAME:SUB1,SUB2; give the topic and at least one subscription, e.g. results:crm",
+                param_hint="--topic",
+            )
+        topics.setdefault(name.strip(), []).extend(names)
+    return topics

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from proton import Handler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
+from iris_transport_azure.emulator._access import KeyRights
 from iris_transport_azure.emulator._broker import BrokerHandler
 from iris_transport_azure.emulator._store import QueueOptions, Store
 
@@ -20,9 +21,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The key and key name are fixed placeholders: the emulator accepts any token.
+# The key is a fixed placeholder because the emulator checks no signatures.
+# The key name decides the rights when the emulator has key_rights.
+DEFAULT_KEY_NAME = "RootManageSharedAccessKey"
 CONNECTION_STRING_TEMPLATE = (
-    "Endpoint=sb://{host}:{port};SharedAccessKeyName=RootManageSharedAccessKey;"
+    "Endpoint=sb://{host}:{port};SharedAccessKeyName={key_name};"
     "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
 )
 
@@ -50,14 +53,21 @@ class _ListeningContainer(Container):
 
 
 class ServiceBusEmulator:
-    """An Azure Service Bus emulator serving queues over AMQP 1.0 without TLS.
+    """An Azure Service Bus emulator serving queues and topics over AMQP 1.0 without TLS.
 
     Run it in a background thread with ``start()``/``stop()`` (or as a
     context manager), or in the calling thread with ``serve_forever()``.
     ``queues`` are created at start, given by name or as a mapping of name
-    to ``QueueOptions``. With ``auto_create_queues``, any other name is
-    created on first use with ``default_queue_options``. Without it, an
-    unknown entity is rejected with ``amqp:not-found``.
+    to ``QueueOptions``. ``topics`` maps each topic to its subscriptions,
+    e.g. ``{"results": ["crm", "archive"]}``. With ``auto_create_queues``,
+    any other single name is created as a queue on first use with
+    ``default_queue_options``. Without it, an unknown entity is rejected
+    with ``amqp:not-found``. Subscriptions are never created on first use.
+
+    ``key_rights`` maps SAS key names to their rights (``Send``, ``Listen``,
+    ``Manage``), e.g. ``{"SendOnly": {"Send"}}``. A link whose token's key
+    name lacks the right is rejected with ``amqp:unauthorized-access``.
+    Without ``key_rights`` every key has every right.
     """
 
     def __init__(
@@ -68,6 +78,8 @@ class ServiceBusEmulator:
         queues: Iterable[str] | Mapping[str, QueueOptions] = (),
         auto_create_queues: bool = True,
         default_queue_options: QueueOptions | None = None,
+        topics: Mapping[str, Iterable[str]] | None = None,
+        key_rights: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -75,8 +87,12 @@ class ServiceBusEmulator:
         initial = queues.items() if isinstance(queues, Mapping) else ((name, None) for name in queues)
         for name, options in initial:
             self._store.create_queue(name, options)
+        for topic, subscriptions in (topics or {}).items():
+            if isinstance(subscriptions, str):
+                raise ValueError(f"topics[{topic!r}] must be a list of subscription names, not the string {subscriptions!r}")
+            self._store.create_topic(topic, subscriptions)
 
-        self._handler = BrokerHandler(self._store)
+        self._handler = BrokerHandler(self._store, KeyRights(key_rights))
         self._container: _ListeningContainer | None = None
         self._injector: EventInjector | None = None
         self._acceptor: Any = None
@@ -101,7 +117,13 @@ class ServiceBusEmulator:
     @property
     def connection_string(self) -> str:
         """A Service Bus connection string for this emulator, as the official SDK accepts it."""
-        return CONNECTION_STRING_TEMPLATE.format(host=self.host, port=self.port)
+        return self.connection_string_for(DEFAULT_KEY_NAME)
+
+    def connection_string_for(self, key_name: str) -> str:
+        """Return a connection string whose SAS tokens name ``key_name``, e.g. a key of ``key_rights``."""
+        if not key_name or any(character in key_name for character in ";=&"):
+            raise ValueError(f"invalid key name {key_name!r}: it must be non-empty and contain no ';', '=' or '&'")
+        return CONNECTION_STRING_TEMPLATE.format(host=self.host, port=self.port, key_name=key_name)
 
     @property
     def running(self) -> bool:
@@ -233,12 +255,29 @@ class ServiceBusEmulator:
             return
         self.call(lambda: self._store.create_queue(name, queue_options))
 
+    def create_topic(self, name: str, subscriptions: Iterable[str] = (), **options: Any) -> None:
+        """Create a topic with subscriptions, or add subscriptions to an existing topic.
+
+        ``options`` are ``QueueOptions`` fields of each new subscription, e.g. ``lock_duration=2``.
+        """
+        if isinstance(subscriptions, str):
+            raise ValueError(f"subscriptions must be a list of names, not the string {subscriptions!r}")
+        names = list(subscriptions)
+        queue_options = QueueOptions(**options) if options else None
+        if not self.running:
+            self._store.create_topic(name, names, queue_options)
+            return
+        self.call(lambda: self._store.create_topic(name, names, queue_options))
+
     def drop_connections(self) -> int:
         """Close every client connection abruptly, without an AMQP close; returns how many."""
         return self.call(self._handler.drop_connections)
 
     def message_count(self, name: str) -> int:
-        """Return how many messages an entity holds in any state (active, locked, deferred, scheduled)."""
+        """Return how many messages a queue, subscription or dead-letter sub-queue holds in any state.
+
+        The states are active, locked, deferred and scheduled. A topic raises ``LookupError``.
+        """
         return self.call(lambda: len(self._store.resolve(name).messages))
 
 
