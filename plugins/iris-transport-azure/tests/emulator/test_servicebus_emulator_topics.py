@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
@@ -171,6 +175,33 @@ def test_topics_given_at_construction():
 def test_topics_reject_a_string_of_subscriptions():
     with pytest.raises(ValueError, match="list of subscription names"):
         ServiceBusEmulator(topics={"results": "crm"})
+
+
+def test_cli_serves_topic():
+    command = [sys.executable, "-m", "iris_transport_azure.emulator", "--port", "0", "--topic", "results:crm,archive"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The reader thread ends when the process ends, so a missing line fails after the timeout instead of hanging.
+    reader = ThreadPoolExecutor(1)
+    try:
+        lines = [reader.submit(process.stdout.readline).result(timeout=30) for _ in range(2)]
+        assert lines[0].startswith("Service Bus emulator listening on 127.0.0.1:")
+        connection_string = lines[1].removeprefix("Connection string: ").strip()
+
+        with ServiceBusClient.from_connection_string(connection_string) as client:
+            with client.get_topic_sender("results") as sender:
+                sender.send_messages(ServiceBusMessage("result"))
+            for subscription in ("crm", "archive"):
+                with client.get_subscription_receiver("results", subscription) as receiver:
+                    (message,) = receive_until(receiver, 1)
+                    receiver.complete_message(message)
+                assert str(message) == "result"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        reader.shutdown(wait=True)
+        process.stdout.close()
+
+    assert process.returncode == 0
 
 
 def test_cli_rejects_topic_without_subscriptions():
