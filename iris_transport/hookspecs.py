@@ -44,8 +44,8 @@ class BackendInfo:
 
     ``factory(settings, channel)`` builds a ``Transport`` for one channel from
     a validated instance of ``settings_model``. ``required_modules`` are
-    imported before the factory is called; when one is missing the user is
-    told to run ``install_command``.
+    imported before the factory is called. When one is missing, the error
+    message gives ``install_command``.
     """
 
     name: str

@@ -55,9 +55,9 @@ class ReceivedMessage(OutgoingMessage):
     """A message a transport delivered and that the caller must settle.
 
     ``delivery_count`` counts deliveries including this one, so a first
-    delivery has 1. ``handle`` belongs to the transport that returned the
-    message (a lock token, receipt handle or ack id); pass the message back to
-    that same transport to settle it.
+    delivery has 1. ``handle`` is a lock token, receipt handle or ack id that
+    only the transport that returned the message understands, so settle the
+    message through that same transport.
     """
 
     delivery_count: int = 1

@@ -113,7 +113,7 @@ def _reports_errors(function: F) -> F:
             click.echo("fix: correct the fields listed above and run the command again", err=True)
             raise SystemExit(1) from None
         except DecodeError as err:
-            _fail(f"the input is not an IRIS JSON message: {err}", "give a file that holds one JSON object")
+            _fail(f"the input is not an IRIS JSON message: {err}", "give a file that contains one JSON object")
         except InvalidConfigurationError as err:
             click.echo(f"error: {err}", err=True)
             click.echo("fix: correct the configuration, then check it with `iris-transport config check`", err=True)

@@ -321,7 +321,7 @@ class Consumer(Generic[T]):
                 continue
             except ConfigurationError as err:
                 # A missing SDK or an invalid setting found on first use: the
-                # message already says what to install or change.
+                # message already names what to install or change.
                 logger.error("Consumer stopping: the %s backend is not usable: %s", self.transport.backend_name, err)
                 raise
             except Exception:

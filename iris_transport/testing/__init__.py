@@ -15,5 +15,6 @@ from iris_transport.testing.conformance import (  # noqa: E402
     TransportConformance,
     TransportFactory,
 )
+from iris_transport.testing.peers import require_peer, running_in_ci  # noqa: E402
 
-__all__ = ["ConformanceBackend", "TransportConformance", "TransportFactory"]
+__all__ = ["ConformanceBackend", "TransportConformance", "TransportFactory", "require_peer", "running_in_ci"]

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from iris_transport.cli import main
 from iris_transport.simulator import IrisSimulator, example_order_bytes, local_config
 
-from conftest import require_peer
+from iris_transport.testing import require_peer
 
 EXAMPLE_CLIENT_GUID = "63E3C9EF-66AC-4154-B0C2-494515EB99A7"
 EXAMPLE_SITE = "PC1234"

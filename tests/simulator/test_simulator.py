@@ -20,7 +20,7 @@ from iris_transport.exceptions import ConfigurationError
 from iris_transport.simulator import IrisSimulator, SimulatorDelays, example_order_bytes, local_config
 from iris_transport.transport import OutgoingMessage
 
-from conftest import require_peer
+from iris_transport.testing import require_peer
 
 EXAMPLE_CLIENT_GUID = "63E3C9EF-66AC-4154-B0C2-494515EB99A7"
 EXAMPLE_SITE = "PC1234"

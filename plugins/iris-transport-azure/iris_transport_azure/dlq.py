@@ -60,7 +60,7 @@ def dlq_group() -> None:
 @dlq_group.command("list")
 @click.argument("channel")
 @_config_option
-@click.option("--max", "max_messages", type=click.IntRange(min=1), default=100, show_default=True, help="Most messages to list.")
+@click.option("--max", "max_messages", type=click.IntRange(min=1), default=100, show_default=True, help="Maximum number of messages to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def list_command(channel: str, config_path: Path | None, max_messages: int, as_json: bool) -> None:
     """List the dead-lettered messages of CHANNEL without locking or changing them."""
@@ -89,7 +89,7 @@ def list_command(channel: str, config_path: Path | None, max_messages: int, as_j
 @_config_option
 @click.option("--message-id", "message_ids", multiple=True, metavar="ID", help="Replay this message; repeat for more.")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead-lettered message.")
-@click.option("--max", "max_messages", type=click.IntRange(min=1), default=1000, show_default=True, help="Most messages to replay.")
+@click.option("--max", "max_messages", type=click.IntRange(min=1), default=1000, show_default=True, help="Maximum number of messages to replay.")
 @click.option(
     "--wait",
     type=click.FloatRange(min=0, min_open=True),
