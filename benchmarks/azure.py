@@ -15,8 +15,8 @@ Four operations are timed for each side:
 
 It prints messages per second and the ratio of the transport's time to the
 SDK's (1.00x means no overhead). The emulator is a Python process on the same
-machine, so absolute rates say little about Service Bus itself; the ratios
-show what the transport adds.
+machine, so absolute rates tell little about Service Bus itself. The ratios show
+what the transport adds.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 Handler = Callable[[T], Awaitable[object]] | Callable[[T], object]
 
-# Longest dead-letter description sent to the broker. Service Bus stores the
+# Maximum length of the dead-letter description sent to the broker. Service Bus stores the
 # description as a message property; 1024 characters keeps it well within
 # every backend's property limits.
 MAX_DESCRIPTION_LENGTH = 1024

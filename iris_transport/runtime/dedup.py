@@ -56,7 +56,7 @@ class MemoryDeduplicationStore:
     """A deduplication store in this process's memory, bounded by age and count.
 
     It protects one consumer process only, and its keys are lost on restart.
-    When it holds ``max_size`` keys, the least recently updated key is
+    When it contains ``max_size`` keys, the least recently updated key is
     evicted first, even if it is not expired yet.
     """
 

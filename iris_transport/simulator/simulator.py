@@ -5,7 +5,7 @@ It consumes the ``orders`` and ``gradings`` channels and publishes on
 those channels. What it sends, by message received:
 
 - NW with an unknown or missing ClientGuid: nothing, because IRIS cannot
-  tell whom to answer (logged at INFO with the message id only).
+  tell whom to send events to (logged at INFO with the message id only).
 - NW that IRIS would reject (a required field missing, an unknown
   Site.LocalId, a LocalId of an open order): an OrderCreationReceipt with
   ``Success: false`` and an ErrorMessage naming the field paths.
@@ -255,7 +255,7 @@ class IrisSimulator:
             await asyncio.wait_for(self._progress.wait_for(lambda: predicate(self.stats)), timeout)
 
     def _consumer(self, channel: str, handler: Callable[[tuple[str, Any]], Any]) -> Consumer[Any]:
-        # Deduplicating by message id keeps a redelivered order from being answered twice.
+        # Deduplicating by message id keeps a redelivered order from being processed twice.
         return Consumer(
             self.config.create_transport(channel),
             handler,
@@ -305,7 +305,7 @@ class IrisSimulator:
 
         client_guid = _client_guid_of(request, document)
         if client_guid is None or client_guid not in self.client_guids:
-            # IRIS answers nothing when it cannot tell which organization sent the order.
+            # IRIS sends no event when it cannot tell which organization sent the order.
             logger.info("Ignored OrderRequest message %s: unknown or missing ClientGuid", message_id)
             await self._count("ignored")
             return

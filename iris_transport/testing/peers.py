@@ -1,8 +1,9 @@
 """Skip or fail a test whose peer is missing.
 
-A test whose peer (an emulator, a server, a command-line tool) is missing
-calls ``require_peer``: it skips on a developer machine with the install hint
-and fails in CI (``CI`` set to a true value), so CI never passes by skipping.
+A test whose peer (an emulator, a server, a command-line tool) may be missing
+calls ``require_peer``. On a developer machine the test then skips with the
+install hint. In CI (``CI`` set to a true value) it fails, so CI never passes
+by skipping.
 """
 
 from __future__ import annotations

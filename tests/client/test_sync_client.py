@@ -95,7 +95,7 @@ def test_sync_closed_client_rejects_calls(config):
 
 
 def test_unclosed_sync_client_lets_script_exit(config, tmp_path):
-    # A plain script that forgets close() must still end.
+    # A plain script that never calls close() must still end.
     script = tmp_path / "script.py"
     script.write_text(
         "import sys\n"

@@ -67,7 +67,7 @@ def translate_errors(operation: str, entity: str, settings: AzureServiceBusSetti
     """Re-raise SDK errors raised inside the block as iris-transport errors.
 
     ``operation`` and ``entity`` name what failed, for the message.
-    ``MessageSizeExceededError`` is left to the caller, which knows the sizes.
+    ``MessageSizeExceededError`` is left to the caller, which has the sizes.
     """
     try:
         yield

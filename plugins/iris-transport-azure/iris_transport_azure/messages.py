@@ -6,9 +6,9 @@ section. Incoming, every body shape an AMQP sender can produce becomes bytes:
 * one or more Data sections: the sections concatenated;
 * an AMQP value: a string as UTF-8, binary as is, a map or list as JSON,
   any other scalar as its JSON text, null as an empty body;
-* one or more AMQP sequence sections: their items together; a single item
-  is converted as an AMQP value would be (so a JSON string or a map in a
-  one-item sequence reads like a plain message), several become a JSON array.
+* one or more AMQP sequence sections: a single item in all is converted as
+  an AMQP value would be, so a JSON string or a map in a one-item sequence
+  reads like a plain message. Several items become one JSON array.
 
 Decoding the bytes (BOMs, .NET DataContract strings, JSON) is the codec's
 job, not the transport's. Application property keys and string values

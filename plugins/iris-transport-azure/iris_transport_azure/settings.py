@@ -55,7 +55,7 @@ AZURE_CAPABILITIES = Capabilities(
     lock_duration=DEFAULT_LOCK_DURATION,
     max_delivery_count=DEFAULT_MAX_DELIVERY_COUNT,
 )
-"""What the ``azure`` backend can do with default settings.
+"""Capabilities of the ``azure`` backend with default settings.
 
 Service Bus cannot hold an abandoned message back for a delay, so
 ``retry_delay`` is False and the runtime keeps the message locked for its

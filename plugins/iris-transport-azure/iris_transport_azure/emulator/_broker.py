@@ -601,7 +601,7 @@ def _settle(delivery: Delivery, state: Any, condition: Condition | None = None) 
 
 
 class _SessionsNotServedError(Exception):
-    """A receiving link that asks for a session, which the emulator does not serve."""
+    """A receiving link that requests a session, which the emulator does not serve."""
 
 
 def _has_session_filter(source: Terminus) -> bool:

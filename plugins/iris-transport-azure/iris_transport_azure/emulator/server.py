@@ -274,7 +274,7 @@ class ServiceBusEmulator:
         return self.call(self._handler.drop_connections)
 
     def message_count(self, name: str) -> int:
-        """Return how many messages a queue, subscription or dead-letter sub-queue holds in any state.
+        """Return how many messages a queue, subscription or dead-letter sub-queue contains in any state.
 
         The states are active, locked, deferred and scheduled. A topic raises ``LookupError``.
         """

@@ -1,4 +1,4 @@
-"""``iris-transport send order`` over Service Bus, with the IRIS simulator answering on the same emulator."""
+"""``iris-transport send order`` over Service Bus, with the IRIS simulator responding on the same emulator."""
 
 from __future__ import annotations
 
